@@ -1,0 +1,23 @@
+//! # net-domain
+//!
+//! A dom0less service domain that will serve netback (Xen netif) to Linux xen-netfront guests, switching their traffic to a passed-through NIC.
+//!
+//! Status: foundation shell. It boots on xen-rt, reports itself and stops
+//! cleanly; the backend itself is tracked by its own issue.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use xen_rt::{println, Runtime};
+
+xen_rt::entry!(main);
+
+fn main(rt: &mut Runtime) {
+    let (major, minor) = rt.xen_version();
+    println!(
+        "net-domain: xen-rt {} on Xen {}.{}: backend not implemented yet, shutting down",
+        xen_rt::VERSION,
+        major,
+        minor
+    );
+}

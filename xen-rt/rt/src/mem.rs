@@ -1,0 +1,383 @@
+//! Memory shared with Xen or with a peer domain, and the guest physical
+//! address space: the only module of xen-rt besides `arch` that holds
+//! `unsafe`.
+//!
+//! Rules: memory a peer can write is never turned into a Rust reference or
+//! slice. It is reached through [`SharedPage`], whose accessors are volatile
+//! or atomic, bounds-checked against the page, and explicit about ordering.
+//! Callers copy a value out once, validate it, then use the copy.
+//!
+//! The guest physical space is identity-mapped by `arch::mmu`, so a guest
+//! physical address is also the address the code uses.
+
+use core::ptr;
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+
+pub const PAGE_SIZE: usize = 4096;
+
+/// Guest frame number of a guest physical address.
+pub fn pfn_of(addr: usize) -> u64 {
+    (addr / PAGE_SIZE) as u64
+}
+
+/// Errors of this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemError {
+    /// Offset or length outside the page.
+    OutOfBounds,
+    /// Misaligned atomic access.
+    Misaligned,
+    /// No guest physical space left to map foreign pages.
+    AddressSpaceExhausted,
+    /// The heap could not provide a page.
+    OutOfMemory,
+}
+
+/// One 4 KiB page of memory that Xen or another domain may change at any
+/// time (the xenstore ring, shared_info, a granted or mapped page).
+#[derive(Debug)]
+pub struct SharedPage {
+    addr: usize,
+}
+
+impl SharedPage {
+    /// # Safety (module-private)
+    /// `addr` is page aligned, identity-mapped Normal memory that stays
+    /// mapped for as long as the value exists, and no Rust reference to it
+    /// exists.
+    const fn at(addr: usize) -> Self {
+        Self { addr }
+    }
+
+    /// Guest physical address of the page.
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
+    pub fn pfn(&self) -> u64 {
+        pfn_of(self.addr)
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) -> Result<usize, MemError> {
+        let end = offset.checked_add(len).ok_or(MemError::OutOfBounds)?;
+        if end > PAGE_SIZE {
+            return Err(MemError::OutOfBounds);
+        }
+        if offset % align != 0 {
+            return Err(MemError::Misaligned);
+        }
+        Ok(self.addr + offset)
+    }
+
+    pub fn read_u8(&self, offset: usize) -> Result<u8, MemError> {
+        let p = self.check(offset, 1, 1)?;
+        // SAFETY: `p` lies inside the mapped page (checked above); volatile
+        // because the peer may write it concurrently.
+        Ok(unsafe { ptr::read_volatile(p as *const u8) })
+    }
+
+    pub fn write_u8(&self, offset: usize, value: u8) -> Result<(), MemError> {
+        let p = self.check(offset, 1, 1)?;
+        // SAFETY: as in read_u8.
+        unsafe { ptr::write_volatile(p as *mut u8, value) };
+        Ok(())
+    }
+
+    fn atomic_u16(&self, offset: usize) -> Result<&AtomicU16, MemError> {
+        let p = self.check(offset, 2, 2)?;
+        // SAFETY: in bounds and 2-byte aligned (checked); atomics are the
+        // sanctioned way to share a location with a concurrent writer, and
+        // the reference lives no longer than `self`, which keeps the page
+        // mapped.
+        Ok(unsafe { AtomicU16::from_ptr(p as *mut u16) })
+    }
+
+    fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32, MemError> {
+        let p = self.check(offset, 4, 4)?;
+        // SAFETY: as in atomic_u16, 4-byte aligned.
+        Ok(unsafe { AtomicU32::from_ptr(p as *mut u32) })
+    }
+
+    fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64, MemError> {
+        let p = self.check(offset, 8, 8)?;
+        // SAFETY: as in atomic_u16, 8-byte aligned.
+        Ok(unsafe { AtomicU64::from_ptr(p as *mut u64) })
+    }
+
+    pub fn load_u16(&self, offset: usize, order: Ordering) -> Result<u16, MemError> {
+        Ok(self.atomic_u16(offset)?.load(order))
+    }
+    pub fn store_u16(&self, offset: usize, v: u16, order: Ordering) -> Result<(), MemError> {
+        self.atomic_u16(offset)?.store(v, order);
+        Ok(())
+    }
+    /// Compare-and-exchange on a 16-bit field (grant entry flags).
+    pub fn cmpxchg_u16(&self, offset: usize, current: u16, new: u16) -> Result<Result<u16, u16>, MemError> {
+        Ok(self.atomic_u16(offset)?.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire))
+    }
+    pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, MemError> {
+        Ok(self.atomic_u32(offset)?.load(order))
+    }
+    pub fn store_u32(&self, offset: usize, v: u32, order: Ordering) -> Result<(), MemError> {
+        self.atomic_u32(offset)?.store(v, order);
+        Ok(())
+    }
+    pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64, MemError> {
+        Ok(self.atomic_u64(offset)?.load(order))
+    }
+    pub fn swap_u64(&self, offset: usize, v: u64, order: Ordering) -> Result<u64, MemError> {
+        Ok(self.atomic_u64(offset)?.swap(v, order))
+    }
+    pub fn fetch_and_u64(&self, offset: usize, v: u64, order: Ordering) -> Result<u64, MemError> {
+        Ok(self.atomic_u64(offset)?.fetch_and(v, order))
+    }
+
+    /// Copies `out.len()` bytes starting at `offset` out of the page.
+    pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> Result<(), MemError> {
+        let p = self.check(offset, out.len(), 1)?;
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: `p + i` is inside the page (whole range checked).
+            *byte = unsafe { ptr::read_volatile((p + i) as *const u8) };
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into the page at `offset`.
+    pub fn copy_in(&self, offset: usize, data: &[u8]) -> Result<(), MemError> {
+        let p = self.check(offset, data.len(), 1)?;
+        for (i, byte) in data.iter().enumerate() {
+            // SAFETY: `p + i` is inside the page (whole range checked).
+            unsafe { ptr::write_volatile((p + i) as *mut u8, *byte) };
+        }
+        Ok(())
+    }
+
+    /// Fills the page with zeroes.
+    pub fn zero(&self) {
+        for i in (0..PAGE_SIZE).step_by(8) {
+            // SAFETY: 8-byte aligned offsets inside the page.
+            unsafe { ptr::write_volatile((self.addr + i) as *mut u64, 0) };
+        }
+    }
+}
+
+/// A page of our own RAM, zeroed, owned by this value. It becomes a
+/// [`SharedPage`] view when granted to a peer.
+#[derive(Debug)]
+pub struct OwnedPage {
+    addr: usize,
+}
+
+impl OwnedPage {
+    pub fn new() -> Result<Self, MemError> {
+        let layout = page_layout();
+        // SAFETY: the layout has non-zero size.
+        let p = unsafe { alloc_zeroed(layout) };
+        if p.is_null() {
+            return Err(MemError::OutOfMemory);
+        }
+        Ok(Self { addr: p as usize })
+    }
+
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
+    pub fn pfn(&self) -> u64 {
+        pfn_of(self.addr)
+    }
+
+    /// A shared view of this page; valid while `self` lives (the borrow
+    /// ties them together).
+    pub fn shared(&self) -> SharedView<'_> {
+        SharedView { page: SharedPage::at(self.addr), _owner: core::marker::PhantomData }
+    }
+}
+
+impl Drop for OwnedPage {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout, freed once.
+        unsafe { dealloc(self.addr as *mut u8, page_layout()) };
+    }
+}
+
+/// A [`SharedPage`] borrowed from something that owns the memory.
+pub struct SharedView<'a> {
+    page: SharedPage,
+    _owner: core::marker::PhantomData<&'a ()>,
+}
+
+impl core::ops::Deref for SharedView<'_> {
+    type Target = SharedPage;
+    fn deref(&self) -> &SharedPage {
+        &self.page
+    }
+}
+
+fn page_layout() -> Layout {
+    // PAGE_SIZE is a non-zero power of two.
+    Layout::from_size_align(PAGE_SIZE, PAGE_SIZE).unwrap_or(Layout::new::<u8>())
+}
+
+/// Guest physical space (from the device tree's extended regions) where Xen
+/// can place foreign or hypervisor pages: shared_info, grant-table frames
+/// and mapped grants. A bump allocator with a free list of single pages.
+pub struct ForeignSpace {
+    next: usize,
+    end: usize,
+    free: [usize; 64],
+    free_count: usize,
+}
+
+impl ForeignSpace {
+    pub const fn new(base: usize, size: usize) -> Self {
+        Self { next: base, end: base + size, free: [0; 64], free_count: 0 }
+    }
+
+    /// A free page-sized slot. The slot is not backed by memory until Xen
+    /// maps something there.
+    pub fn take(&mut self) -> Result<usize, MemError> {
+        if self.free_count > 0 {
+            self.free_count -= 1;
+            return Ok(self.free[self.free_count]);
+        }
+        if self.next + PAGE_SIZE > self.end {
+            return Err(MemError::AddressSpaceExhausted);
+        }
+        let a = self.next;
+        self.next += PAGE_SIZE;
+        Ok(a)
+    }
+
+    /// Returns a slot whose mapping Xen has removed.
+    pub fn give_back(&mut self, addr: usize) {
+        if self.free_count < self.free.len() {
+            self.free[self.free_count] = addr;
+            self.free_count += 1;
+        }
+    }
+}
+
+/// Wraps a page Xen mapped at a slot of the foreign space (shared_info, a
+/// grant-table frame, a mapped grant) or a magic page Xen provides (the
+/// xenstore ring at HVM_PARAM_STORE_PFN).
+pub fn xen_page(addr: usize) -> SharedPage {
+    SharedPage::at(addr & !(PAGE_SIZE - 1))
+}
+
+/// Points Xen's add_to_physmap at `slot` for `space`/`idx` and returns the
+/// page view.
+pub fn map_xen_page(space: xen_hypercall::MapSpace, idx: u64, slot: usize) -> Result<SharedPage, xen_hypercall::Error> {
+    // SAFETY: `slot` comes from ForeignSpace, guest physical space that no
+    // RAM and no other mapping occupies, so replacing its (absent) content
+    // cannot invalidate any Rust object.
+    unsafe { xen_hypercall::add_to_physmap(space, idx, xen_hypercall::Pfn(pfn_of(slot)))? };
+    Ok(SharedPage::at(slot))
+}
+
+/// Maps a peer's grant at `slot` (a free page of the foreign space).
+/// Returns the page view and the map handle.
+pub fn map_grant(
+    peer: xen_hypercall::DomId,
+    gref: xen_hypercall::GrantRef,
+    slot: usize,
+    readonly: bool,
+) -> Result<(SharedPage, u32), xen_hypercall::Error> {
+    use xen_hypercall::abi::{GNTMAP_HOST_MAP, GNTMAP_READONLY};
+    let flags = GNTMAP_HOST_MAP | if readonly { GNTMAP_READONLY } else { 0 };
+    let mut op = xen_hypercall::abi::GnttabMapGrantRef::new(slot as u64, flags, gref, peer);
+    // SAFETY: as in map_xen_page: the slot holds nothing, and the mapped
+    // page is only ever reached through the SharedPage view.
+    unsafe { xen_hypercall::gnttab_map_grant_ref(core::slice::from_mut(&mut op))? };
+    op.status().into_result()?;
+    Ok((SharedPage::at(slot), op.handle))
+}
+
+/// Unmaps a grant mapped by [`map_grant`]; returns the freed slot. On
+/// failure the view is given back.
+pub fn unmap_grant(page: SharedPage, handle: u32) -> Result<usize, (SharedPage, xen_hypercall::Error)> {
+    let mut op = xen_hypercall::abi::GnttabUnmapGrantRef::new(page.addr as u64, handle);
+    // SAFETY: the mapping was created by map_grant at this address and the
+    // only view of it is consumed here (or handed back on failure).
+    if let Err(e) = unsafe { xen_hypercall::gnttab_unmap_grant_ref(core::slice::from_mut(&mut op)) } {
+        return Err((page, e));
+    }
+    if let Err(e) = op.status().into_result() {
+        return Err((page, e));
+    }
+    Ok(page.addr)
+}
+
+/// Copies from a peer's granted page into `out` with GNTTABOP_copy. `out`
+/// may straddle two of our pages; one copy op is issued per piece.
+pub fn grant_copy_from(
+    peer: xen_hypercall::DomId,
+    gref: xen_hypercall::GrantRef,
+    offset: u16,
+    out: &mut [u8],
+) -> Result<(), xen_hypercall::Error> {
+    if offset as usize + out.len() > PAGE_SIZE {
+        return Err(xen_hypercall::Error::Grant(xen_hypercall::GrantStatus::BadCopyArg));
+    }
+    let mut ops = [xen_hypercall::abi::GnttabCopy::default(); 2];
+    let mut n = 0;
+    let mut done = 0usize;
+    while done < out.len() {
+        let dst = out.as_ptr() as usize + done;
+        let in_page = PAGE_SIZE - (dst % PAGE_SIZE);
+        let len = in_page.min(out.len() - done);
+        ops[n] = xen_hypercall::abi::GnttabCopy::from_grant(
+            peer,
+            gref,
+            offset + done as u16,
+            xen_hypercall::Pfn(pfn_of(dst)),
+            (dst % PAGE_SIZE) as u16,
+            len as u16,
+        );
+        n += 1;
+        done += len;
+    }
+    // SAFETY: each op writes only inside `out`, which we borrow mutably
+    // (destination frames and offsets computed from its address, lengths
+    // bounded by its length); the buffer is our own identity-mapped RAM.
+    unsafe { xen_hypercall::gnttab_copy(&mut ops[..n])? };
+    for op in &ops[..n] {
+        op.status().into_result()?;
+    }
+    Ok(())
+}
+
+/// Gives the heap the RAM between the end of the image and the end of the
+/// RAM bank.
+pub fn init_heap(heap: &linked_list_allocator::LockedHeap, start: usize, end: usize) {
+    if end > start {
+        // SAFETY: [start, end) is RAM of this domain past the image, its
+        // BSS and stack (linker symbol __heap_start), used by nothing else;
+        // called once at boot.
+        unsafe { heap.lock().init(start as *mut u8, end - start) };
+    }
+}
+
+/// The flattened device tree Xen placed in our RAM, as bytes. Returns
+/// `None` if the header is not an FDT.
+pub fn device_tree_bytes(dtb: usize) -> Option<&'static [u8]> {
+    if dtb == 0 || dtb % 8 != 0 {
+        return None;
+    }
+    // SAFETY: Xen passes the DTB address in x0; it lies in our RAM, which is
+    // mapped, and nothing writes it after boot. The header is read first to
+    // learn the total size, which is bounded to 2 MiB (Xen's own limit).
+    unsafe {
+        let magic = u32::from_be(ptr::read_volatile(dtb as *const u32));
+        if magic != 0xd00d_feed {
+            return None;
+        }
+        let total = u32::from_be(ptr::read_volatile((dtb + 4) as *const u32)) as usize;
+        if total < 40 || total > (2 << 20) {
+            return None;
+        }
+        Some(core::slice::from_raw_parts(dtb as *const u8, total))
+    }
+}

@@ -1,0 +1,346 @@
+//! `cargo xtask`: builds the service-domain images and runs them under Xen
+//! in qemu, end to end, from a plain Debian host.
+//!
+//! ```text
+//! cargo xtask build [--release]      domain crates -> target/images/<crate>.img
+//! cargo xtask fetch [--refresh]      Debian trixie arm64 Xen world -> target/xen-world
+//! cargo xtask initramfs [--scenario NAME]
+//!                                    dom0 (and Linux guest) initramfs -> target/xen-world/img
+//! cargo xtask qemu [--scenario NAME] [--check] [--timeout S] [--arch aarch64|x86_64] [--dry-run]
+//!                                    boot Xen + dom0 + the scenario's domUs
+//! cargo xtask test                   host unit tests, then every scenario in check mode
+//! ```
+//!
+//! Design rules:
+//! - Everything generated goes under `target/` (`xen-world/`, `images/`,
+//!   `logs/`); nothing outside the repository is read at run time except
+//!   the host's apt configuration (to find its Debian mirror), the Debian
+//!   archive keyring and the tools `apt-get`, `apt-cache`, `dpkg-deb`,
+//!   `qemu-system-aarch64`.
+//! - No external helpers for formats we can write: the cpio archive, the
+//!   device tree, the ELF-to-Image conversion and xz decompression are Rust.
+//! - Steps are cached by content (package versions, archive fingerprints),
+//!   so a second run does no network access and little work.
+//! - Scenarios are data (`tests/scenarios/*.toml`) plus Rust checks over
+//!   the timestamped console log (`src/scenarios/`).
+//! - No unsafe code.
+
+#![forbid(unsafe_code)]
+
+mod apt;
+mod cpio;
+mod fdt;
+mod images;
+mod initramfs;
+mod manifest;
+mod qemu;
+mod scenarios;
+mod util;
+
+use anyhow::{Context, Result, bail};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use util::{Paths, step};
+
+/// Crates excluded from host `cargo test` (bare-metal targets only).
+pub const HOST_TEST_EXCLUDES: &[&str] =
+    &["hello-domain", "net-domain", "storage-domain", "console-domain", "xen-rt"];
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build [--release]           build the domain crates and convert them to target/images/<crate>.img
+  fetch [--refresh]           fetch + unpack the Debian trixie arm64 Xen world (cached by version)
+  initramfs [--scenario N]    assemble the dom0 / guest initramfs images
+  qemu [options]              boot the scenario under Xen in qemu
+      --scenario NAME|FILE    tests/scenarios/NAME.toml or a path to a manifest (default: hello)
+      --check                 headless: log, check, exit status (implied when stdin is not a terminal)
+      --timeout S             override the manifest's timeout_s
+      --arch aarch64|x86_64   target architecture (x86_64: not implemented yet)
+      --dry-run               prepare everything and print the qemu command, do not run it
+  test                        host unit tests, then every scenario with --check
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Small hand-rolled option parser: flags and `--key value` pairs.
+struct Opts {
+    args: Vec<String>,
+}
+
+impl Opts {
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.args.len();
+        self.args.retain(|a| a != name);
+        before != self.args.len()
+    }
+    fn value(&mut self, name: &str) -> Result<Option<String>> {
+        if let Some(i) = self.args.iter().position(|a| a == name) {
+            if i + 1 >= self.args.len() {
+                bail!("{name} needs a value");
+            }
+            let v = self.args.remove(i + 1);
+            self.args.remove(i);
+            return Ok(Some(v));
+        }
+        let prefix = format!("{name}=");
+        if let Some(i) = self.args.iter().position(|a| a.starts_with(&prefix)) {
+            let v = self.args.remove(i)[prefix.len()..].to_string();
+            return Ok(Some(v));
+        }
+        Ok(None)
+    }
+    fn finish(self) -> Result<()> {
+        if !self.args.is_empty() {
+            bail!("unexpected arguments: {}\n\n{USAGE}", self.args.join(" "));
+        }
+        Ok(())
+    }
+}
+
+fn real_main(args: &[String]) -> Result<ExitCode> {
+    let Some((cmd, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let mut o = Opts { args: rest.to_vec() };
+    let paths = Paths::discover()?;
+    match cmd.as_str() {
+        "build" => {
+            let _release = o.flag("--release"); // images are always release builds
+            o.finish()?;
+            let crates: Vec<String> = images::DOMAIN_CRATES.iter().map(|s| s.to_string()).collect();
+            images::build(&paths, &crates)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "fetch" => {
+            let refresh = o.flag("--refresh");
+            o.finish()?;
+            let t0 = Instant::now();
+            let w = apt::fetch(&paths, refresh)?;
+            println!("kernel {} ({}), xen {}", w.kernel_release, w.kernel.display(), w.xen.display());
+            println!("fetch took {:.1} s", t0.elapsed().as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        "initramfs" => {
+            let scenario = o.value("--scenario")?.unwrap_or_else(|| "hello".into());
+            o.finish()?;
+            let m = manifest::Manifest::load(&manifest::resolve(&paths.root, &scenario))?;
+            let world = apt::World::locate(&paths.world.join("root"))?;
+            build_initramfs(&paths, &world, &m, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "qemu" => {
+            let q = QemuOpts {
+                scenario: o.value("--scenario")?.unwrap_or_else(|| "hello".into()),
+                check: o.flag("--check"),
+                arch: o.value("--arch")?.unwrap_or_else(|| "aarch64".into()),
+                timeout: o.value("--timeout")?.map(|s| s.parse::<u64>().context("--timeout")).transpose()?,
+                dry_run: o.flag("--dry-run"),
+            };
+            o.finish()?;
+            match q.arch.as_str() {
+                "aarch64" | "arm64" => {}
+                "x86_64" | "x86" => {
+                    eprintln!("--arch x86_64 is reserved and not implemented yet");
+                    return Ok(ExitCode::from(2));
+                }
+                a => bail!("unknown --arch {a}"),
+            }
+            let ok = qemu_cmd(&paths, &q)?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        "test" => {
+            o.finish()?;
+            test_cmd(&paths)
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        c => {
+            eprint!("unknown command {c}\n\n{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+struct QemuOpts {
+    scenario: String,
+    check: bool,
+    arch: String,
+    timeout: Option<u64>,
+    dry_run: bool,
+}
+
+/// Built initramfs images of a scenario.
+struct Ramdisks {
+    dom0: PathBuf,
+    /// Per domU in manifest order: Some(path) for Linux guests.
+    guests: Vec<Option<PathBuf>>,
+}
+
+fn script_path(paths: &Paths, p: &Option<PathBuf>) -> Option<PathBuf> {
+    p.as_ref().map(|p| if p.is_absolute() { p.clone() } else { paths.root.join(p) })
+}
+
+fn build_initramfs(paths: &Paths, world: &apt::World, m: &manifest::Manifest, verbose: bool) -> Result<Ramdisks> {
+    let t0 = Instant::now();
+    let img = paths.img();
+    let dom0_script = script_path(paths, &m.dom0.script);
+    let (tree, notes) = initramfs::dom0_tree(paths, world, dom0_script.as_deref())?;
+    for n in &notes {
+        step(&format!("note: {n}"));
+    }
+    let dom0 = img.join(format!("dom0-{}.cpio.gz", m.name));
+    let rebuilt = initramfs::write_image(&tree, &dom0)?;
+    let size = std::fs::metadata(&dom0)?.len();
+    step(&format!(
+        "dom0 initramfs {} ({size} bytes, {}) in {:.2} s",
+        dom0.display(),
+        if rebuilt { "rebuilt" } else { "unchanged" },
+        t0.elapsed().as_secs_f64()
+    ));
+    let mut guests = Vec::new();
+    for d in &m.domu {
+        if !d.image.is_linux() {
+            guests.push(None);
+            continue;
+        }
+        let t1 = Instant::now();
+        let script = script_path(paths, &d.script);
+        let (tree, notes) = initramfs::guest_tree(paths, world, script.as_deref())?;
+        if verbose {
+            for n in &notes {
+                step(&format!("note: {n}"));
+            }
+        }
+        let name = if script.is_some() { format!("guest-{}-{}.cpio.gz", m.name, d.name) } else { "guest.cpio.gz".into() };
+        let out = img.join(name);
+        let rebuilt = initramfs::write_image(&tree, &out)?;
+        step(&format!(
+            "guest initramfs for {}: {} ({} bytes, {}) in {:.2} s",
+            d.name,
+            out.display(),
+            std::fs::metadata(&out)?.len(),
+            if rebuilt { "rebuilt" } else { "unchanged" },
+            t1.elapsed().as_secs_f64()
+        ));
+        guests.push(Some(out));
+    }
+    Ok(Ramdisks { dom0, guests })
+}
+
+/// `cargo xtask qemu`: returns whether the run passed (always true when
+/// interactive).
+fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
+    let t_all = Instant::now();
+    let mpath = manifest::resolve(&paths.root, &q.scenario);
+    let m = manifest::Manifest::load(&mpath)?;
+    let interactive = !q.check && std::io::stdin().is_terminal() && !q.dry_run;
+    step(&format!(
+        "scenario {} ({}), {} mode",
+        m.name,
+        mpath.display(),
+        if interactive { "interactive" } else { "check" }
+    ));
+    qemu::ensure_qemu()?;
+    let t = Instant::now();
+    let world = apt::fetch(paths, false)?;
+    let t_fetch = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let built = images::build(paths, &m.crates())?;
+    let t_build = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let rd = build_initramfs(paths, &world, &m, true)?;
+    let t_initramfs = t.elapsed().as_secs_f64();
+    let mut domus = Vec::new();
+    for (d, g) in m.domu.iter().zip(&rd.guests) {
+        match d.image.crate_name() {
+            Some(k) => domus.push((images::image_path(paths, k), None)),
+            None => domus.push((world.kernel.clone(), g.clone())),
+        }
+    }
+    let t = Instant::now();
+    let boot = qemu::Boot { xen: &world.xen, dom0_kernel: &world.kernel, dom0_ramdisk: &rd.dom0, domus };
+    let plan = qemu::make_plan(paths, &m, &boot, interactive)?;
+    let t_dtb = t.elapsed().as_secs_f64();
+    for md in &plan.modules {
+        println!("    {:#010x} {:>10} bytes  {}", md.addr, md.size, md.label);
+    }
+    step(&format!(
+        "prepared in {:.1} s (fetch {t_fetch:.1} s, images {t_build:.1} s, initramfs {t_initramfs:.2} s, dtb {t_dtb:.2} s); dtb {}",
+        t_all.elapsed().as_secs_f64(),
+        plan.dtb.display()
+    ));
+    if q.dry_run {
+        println!("{}", plan.command_line());
+        return Ok(true);
+    }
+    if interactive {
+        qemu::run_interactive(&plan)?;
+        return Ok(true);
+    }
+    let timeout = Duration::from_secs(q.timeout.unwrap_or(m.timeout_s));
+    let run = qemu::run_check(paths, &plan, &m.name, &m.done_marker, timeout)?;
+    let image_sizes = built.iter().map(|b| (b.krate.clone(), b.size)).collect();
+    let input = scenarios::Input { manifest: &m, lines: &run.lines, ending: &run.ending, image_sizes };
+    let report = scenarios::evaluate(&input);
+    println!("--- checks for scenario {} ({:.1} s in qemu) ---", m.name, run.elapsed);
+    report.print();
+    Ok(report.success())
+}
+
+/// `cargo xtask test`: host tests, then every scenario in check mode.
+fn test_cmd(paths: &Paths) -> Result<ExitCode> {
+    let t0 = Instant::now();
+    let mut results: Vec<(String, bool, f64)> = Vec::new();
+    step("host tests");
+    let t = Instant::now();
+    let mut c = util::cargo();
+    c.current_dir(&paths.root).args(["test", "--workspace"]);
+    for e in HOST_TEST_EXCLUDES {
+        c.args(["--exclude", e]);
+    }
+    let ok = c.status().map(|s| s.success()).unwrap_or(false);
+    results.push(("host tests".into(), ok, t.elapsed().as_secs_f64()));
+    for mpath in manifest::all(&paths.root)? {
+        let name = mpath.file_stem().unwrap().to_string_lossy().into_owned();
+        step(&format!("scenario {name}"));
+        let t = Instant::now();
+        let q = QemuOpts {
+            scenario: mpath.display().to_string(),
+            check: true,
+            arch: "aarch64".into(),
+            timeout: None,
+            dry_run: false,
+        };
+        let ok = match qemu_cmd(paths, &q) {
+            Ok(ok) => ok,
+            Err(e) => {
+                eprintln!("scenario {name}: error: {e:#}");
+                false
+            }
+        };
+        results.push((format!("scenario {name}"), ok, t.elapsed().as_secs_f64()));
+    }
+    println!("--- summary ---");
+    for (n, ok, secs) in &results {
+        println!("{} {n} ({secs:.1} s)", if *ok { "ok  " } else { "FAIL" });
+    }
+    let failed = results.iter().filter(|r| !r.1).count();
+    println!("{} passed, {failed} failed, wall time {:.1} s", results.len() - failed, t0.elapsed().as_secs_f64());
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
