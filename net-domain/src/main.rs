@@ -8,7 +8,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use xen_rt::{println, Runtime};
+use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
 

@@ -1,6 +1,6 @@
 //! The connected channel: ring I/O, notification discipline, hardening.
 
-use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 use core::time::Duration;
 
 use crate::error::{Error, ProtocolError};
@@ -127,11 +127,29 @@ pub(crate) struct Init<M, E> {
 impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
     pub(crate) fn new(i: Init<M, E>) -> Self {
         let (rd_geo, wr_geo, rd_cons_off, rd_prod_off, wr_cons_off, wr_prod_off) = match i.role {
-            Role::Server => (i.geometry.left, i.geometry.right, LEFT_CONS, LEFT_PROD, RIGHT_CONS, RIGHT_PROD),
-            Role::Client => (i.geometry.right, i.geometry.left, RIGHT_CONS, RIGHT_PROD, LEFT_CONS, LEFT_PROD),
+            Role::Server => (
+                i.geometry.left,
+                i.geometry.right,
+                LEFT_CONS,
+                LEFT_PROD,
+                RIGHT_CONS,
+                RIGHT_PROD,
+            ),
+            Role::Client => (
+                i.geometry.right,
+                i.geometry.left,
+                RIGHT_CONS,
+                RIGHT_PROD,
+                LEFT_CONS,
+                LEFT_PROD,
+            ),
         };
         let ring = |g: RingGeometry, local_off, peer_off, local, seen| Ring {
-            mem: if g.in_page.is_some() { Mem::Header } else { Mem::Own },
+            mem: if g.in_page.is_some() {
+                Mem::Header
+            } else {
+                Mem::Own
+            },
             base: g.in_page.unwrap_or(0),
             size: 1 << g.order,
             local_off,
@@ -220,7 +238,10 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
                 self.peer_live = now;
                 Ok(s)
             }
-            None => Err(self.fail(ProtocolError::BadLiveByte { previous: prev, now })),
+            None => Err(self.fail(ProtocolError::BadLiveByte {
+                previous: prev,
+                now,
+            })),
         }
     }
 
@@ -355,21 +376,36 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
 
     /// Like [`Vchan::read_blocking`], failing with [`Error::TimedOut`] after
     /// `timeout` without data.
-    pub fn read_timeout<C: Clock>(&mut self, buf: &mut [u8], timeout: Duration, clock: &C) -> Result<usize, Error> {
+    pub fn read_timeout<C: Clock>(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+        clock: &C,
+    ) -> Result<usize, Error> {
         let deadline = clock.now().saturating_add(timeout);
         self.block(Some((clock, deadline)), |c| c.try_read(buf))
     }
 
     /// Like [`Vchan::write_blocking`], failing with [`Error::TimedOut`]
     /// after `timeout` without space.
-    pub fn write_timeout<C: Clock>(&mut self, buf: &[u8], timeout: Duration, clock: &C) -> Result<usize, Error> {
+    pub fn write_timeout<C: Clock>(
+        &mut self,
+        buf: &[u8],
+        timeout: Duration,
+        clock: &C,
+    ) -> Result<usize, Error> {
         let deadline = clock.now().saturating_add(timeout);
         self.block(Some((clock, deadline)), |c| c.try_write(buf))
     }
 
     /// Write all of `buf`, blocking as needed, within `timeout` overall.
     /// On timeout some prefix may have been written.
-    pub fn write_all_timeout<C: Clock>(&mut self, mut buf: &[u8], timeout: Duration, clock: &C) -> Result<(), Error> {
+    pub fn write_all_timeout<C: Clock>(
+        &mut self,
+        mut buf: &[u8],
+        timeout: Duration,
+        clock: &C,
+    ) -> Result<(), Error> {
         let deadline = clock.now().saturating_add(timeout);
         while !buf.is_empty() {
             let n = self.block(Some((clock, deadline)), |c| c.try_write(buf))?;
@@ -380,7 +416,12 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
 
     /// Read exactly `buf.len()` bytes, blocking as needed, within `timeout`
     /// overall. [`Error::PeerClosed`] if the stream ends first.
-    pub fn read_exact_timeout<C: Clock>(&mut self, mut buf: &mut [u8], timeout: Duration, clock: &C) -> Result<(), Error> {
+    pub fn read_exact_timeout<C: Clock>(
+        &mut self,
+        mut buf: &mut [u8],
+        timeout: Duration,
+        clock: &C,
+    ) -> Result<(), Error> {
         let deadline = clock.now().saturating_add(timeout);
         while !buf.is_empty() {
             let n = self.block(Some((clock, deadline)), |c| c.try_read(buf))?;
@@ -409,7 +450,12 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
     pub fn into_parts(mut self) -> Parts<M, E> {
         self.shutdown();
         let (read_ring, write_ring) = (self.rd_mem, self.wr_mem);
-        Parts { header: self.hdr, read_ring, write_ring, event: self.evt }
+        Parts {
+            header: self.hdr,
+            read_ring,
+            write_ring,
+            event: self.evt,
+        }
     }
 
     // ---- internals -----------------------------------------------------
@@ -498,11 +544,18 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
         let cons = self.rd.local;
         let ready = prod.wrapping_sub(cons);
         if ready > self.rd.size {
-            return Err(self.fail(ProtocolError::ReadIndexOverflow { prod, cons, size: self.rd.size }));
+            return Err(self.fail(ProtocolError::ReadIndexOverflow {
+                prod,
+                cons,
+                size: self.rd.size,
+            }));
         }
         if ready < self.rd.seen.wrapping_sub(cons) {
             let previous = self.rd.seen;
-            return Err(self.fail(ProtocolError::IndexWentBackwards { previous, now: prod }));
+            return Err(self.fail(ProtocolError::IndexWentBackwards {
+                previous,
+                now: prod,
+            }));
         }
         self.rd.seen = prod;
         Ok(ready)
@@ -514,11 +567,18 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
         let prod = self.wr.local;
         let used = prod.wrapping_sub(cons);
         if used > self.wr.size {
-            return Err(self.fail(ProtocolError::WriteIndexOverflow { prod, cons, size: self.wr.size }));
+            return Err(self.fail(ProtocolError::WriteIndexOverflow {
+                prod,
+                cons,
+                size: self.wr.size,
+            }));
         }
         if used > prod.wrapping_sub(self.wr.seen) {
             let previous = self.wr.seen;
-            return Err(self.fail(ProtocolError::IndexWentBackwards { previous, now: cons }));
+            return Err(self.fail(ProtocolError::IndexWentBackwards {
+                previous,
+                now: cons,
+            }));
         }
         self.wr.seen = cons;
         Ok(self.wr.size - used)

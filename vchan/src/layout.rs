@@ -79,7 +79,11 @@ impl RingGeometry {
     }
     /// Number of separately granted pages (0 for in-page rings).
     pub const fn pages(&self) -> usize {
-        if self.order >= PAGE_SHIFT { 1 << (self.order - PAGE_SHIFT) } else { 0 }
+        if self.order >= PAGE_SHIFT {
+            1 << (self.order - PAGE_SHIFT)
+        } else {
+            0
+        }
     }
 }
 

@@ -122,7 +122,7 @@
 //!     fn len(&self) -> usize { self.0.len() * 4 }
 //!     fn load_u32(&self, off: usize, o: Ordering) -> u32 { self.0[off / 4].load(o) }
 //!     fn store_u32(&self, off: usize, v: u32, o: Ordering) { self.0[off / 4].store(v, o) }
-//!     fn fetch_or_u8(&self, off: usize, v: u32x, o: Ordering) -> u8 {
+//!     fn fetch_or_u8(&self, off: usize, v: u8, o: Ordering) -> u8 {
 //!         let sh = (off % 4) * 8;
 //!         (self.0[off / 4].fetch_or((v as u32) << sh, o) >> sh) as u8
 //!     }
@@ -159,7 +159,7 @@ pub use chan::{Parts, PeerState, Role, Vchan};
 pub use error::{Error, ProtocolError};
 pub use layout::Geometry;
 pub use platform::{
-    Clock, DomId, Errno, EventChannel, EventChannels, GrantAlloc, GrantMap, GrantRef, PAGE_SIZE, Perms, Port,
-    SharedMemory, Store, UnmapNotify,
+    Clock, DomId, Errno, EventChannel, EventChannels, GrantAlloc, GrantMap, GrantRef, PAGE_SIZE,
+    Perms, Port, SharedMemory, Store, UnmapNotify,
 };
 pub use setup::{Client, KEY_EVENT_CHANNEL, KEY_RING_REF, Server, conventional_path, parse_u32};

@@ -142,8 +142,11 @@ pub trait EventChannels {
     /// Allocate an unbound port that `remote` may bind to (server side).
     fn alloc_unbound(&mut self, remote: DomId) -> Result<(Self::Channel, Port), Errno>;
     /// Bind to `remote_port` of domain `remote` (client side).
-    fn bind_interdomain(&mut self, remote: DomId, remote_port: Port)
-    -> Result<Self::Channel, Errno>;
+    fn bind_interdomain(
+        &mut self,
+        remote: DomId,
+        remote_port: Port,
+    ) -> Result<Self::Channel, Errno>;
     /// Close a channel.
     fn close(&mut self, channel: Self::Channel);
 }
@@ -163,8 +166,12 @@ pub trait Store {
     /// In ONE transaction, write each `(key, value)` of `entries` as node
     /// `dir/key` with permissions `perms`. Retrying on `EAGAIN` is the
     /// implementation's business.
-    fn write_nodes(&mut self, dir: &str, entries: &[(&str, &str)], perms: Perms)
-    -> Result<(), Errno>;
+    fn write_nodes(
+        &mut self,
+        dir: &str,
+        entries: &[(&str, &str)],
+        perms: Perms,
+    ) -> Result<(), Errno>;
     /// Read node `dir/key` into `buf`; `Ok(None)` if it does not exist.
     /// Values longer than `buf` may be truncated (they are invalid anyway).
     fn read_node(&mut self, dir: &str, key: &str, buf: &mut [u8]) -> Result<Option<usize>, Errno>;

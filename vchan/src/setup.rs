@@ -37,15 +37,33 @@ pub struct Server<'a> {
 impl<'a> Server<'a> {
     /// Parameters with the orders libxenvchan would pick for the given
     /// minimum ring sizes (`None` if a size exceeds 1 MiB).
-    pub fn for_min_sizes(local: DomId, peer: DomId, path: &'a str, read_min: usize, write_min: usize) -> Option<Self> {
+    pub fn for_min_sizes(
+        local: DomId,
+        peer: DomId,
+        path: &'a str,
+        read_min: usize,
+        write_min: usize,
+    ) -> Option<Self> {
         let (read_order, write_order) = Geometry::for_min_sizes(read_min, write_min)?;
-        Some(Server { local, peer, path, read_order, write_order, initial_index: 0 })
+        Some(Server {
+            local,
+            peer,
+            path,
+            read_order,
+            write_order,
+            initial_index: 0,
+        })
     }
 
     /// Grant the pages, bind an event channel and advertise `ring-ref` and
     /// `event-channel` in xenstore. The channel is usable at once: writes
     /// are buffered until the client connects, reads wait for it.
-    pub fn listen<G, V, S>(&self, grants: &mut G, evtchns: &mut V, store: &mut S) -> Result<Vchan<G::Mem, V::Channel>, Error>
+    pub fn listen<G, V, S>(
+        &self,
+        grants: &mut G,
+        evtchns: &mut V,
+        store: &mut S,
+    ) -> Result<Vchan<G::Mem, V::Channel>, Error>
     where
         G: GrantAlloc,
         V: EventChannels,
@@ -55,7 +73,10 @@ impl<'a> Server<'a> {
             .map_err(|_| Error::InvalidArgument)?;
         let (evt, port) = evtchns.alloc_unbound(self.peer).map_err(Error::Event)?;
         let mut refs = [0 as GrantRef; 512];
-        let notify = Some(UnmapNotify { byte_offset: SRV_LIVE, port });
+        let notify = Some(UnmapNotify {
+            byte_offset: SRV_LIVE,
+            port,
+        });
         let hdr = match share_checked(grants, self.peer, &mut refs[..1], notify) {
             Ok(m) => m,
             Err(e) => {
@@ -82,7 +103,12 @@ impl<'a> Server<'a> {
             }
         }
         if result.is_ok() {
-            init_header(&hdr, &geometry, &refs[..n_left + n_right], self.initial_index);
+            init_header(
+                &hdr,
+                &geometry,
+                &refs[..n_left + n_right],
+                self.initial_index,
+            );
             result = advertise(store, self, ring_ref, port);
         }
         if let Err(e) = result {
@@ -136,13 +162,24 @@ impl<'a> Server<'a> {
 
     /// Orderly close of a server channel: clear `srv_live`, notify, remove
     /// the xenstore directory, end the grants and close the event channel.
-    pub fn close<G, V, S>(&self, chan: Vchan<G::Mem, V::Channel>, grants: &mut G, evtchns: &mut V, store: &mut S) -> Result<(), Error>
+    pub fn close<G, V, S>(
+        &self,
+        chan: Vchan<G::Mem, V::Channel>,
+        grants: &mut G,
+        evtchns: &mut V,
+        store: &mut S,
+    ) -> Result<(), Error>
     where
         G: GrantAlloc,
         V: EventChannels,
         S: Store,
     {
-        let Parts { header, read_ring, write_ring, event } = chan.into_parts();
+        let Parts {
+            header,
+            read_ring,
+            write_ring,
+            event,
+        } = chan.into_parts();
         let r = store.remove(self.path).map_err(Error::Store);
         for m in [read_ring, write_ring].into_iter().flatten() {
             grants.unshare(m);
@@ -155,7 +192,13 @@ impl<'a> Server<'a> {
     /// Reconnect path: after the client went away (reads hit end of stream
     /// or writes fail with [`Error::PeerClosed`]), tear the old channel down
     /// and advertise a fresh one at the same path.
-    pub fn relisten<G, V, S>(&self, chan: Vchan<G::Mem, V::Channel>, grants: &mut G, evtchns: &mut V, store: &mut S) -> Result<Vchan<G::Mem, V::Channel>, Error>
+    pub fn relisten<G, V, S>(
+        &self,
+        chan: Vchan<G::Mem, V::Channel>,
+        grants: &mut G,
+        evtchns: &mut V,
+        store: &mut S,
+    ) -> Result<Vchan<G::Mem, V::Channel>, Error>
     where
         G: GrantAlloc,
         V: EventChannels,
@@ -166,7 +209,12 @@ impl<'a> Server<'a> {
     }
 }
 
-fn share_checked<G: GrantAlloc>(g: &mut G, peer: DomId, refs: &mut [GrantRef], notify: Option<UnmapNotify>) -> Result<G::Mem, Error> {
+fn share_checked<G: GrantAlloc>(
+    g: &mut G,
+    peer: DomId,
+    refs: &mut [GrantRef],
+    notify: Option<UnmapNotify>,
+) -> Result<G::Mem, Error> {
     let m = g.share(peer, refs, true, notify).map_err(Error::Grant)?;
     if m.len() < refs.len() * PAGE_SIZE {
         g.unshare(m);
@@ -193,12 +241,27 @@ fn init_header<M: SharedMemory>(hdr: &M, g: &Geometry, refs: &[GrantRef], index:
     hdr.fence(SeqCst);
 }
 
-fn advertise<S: Store>(store: &mut S, s: &Server<'_>, ring_ref: GrantRef, port: Port) -> Result<(), Error> {
+fn advertise<S: Store>(
+    store: &mut S,
+    s: &Server<'_>,
+    ring_ref: GrantRef,
+    port: Port,
+) -> Result<(), Error> {
     let mut a = NumBuf::new();
     let mut b = NumBuf::new();
-    let entries = [(KEY_RING_REF, a.fmt(ring_ref)), (KEY_EVENT_CHANNEL, b.fmt(port))];
+    let entries = [
+        (KEY_RING_REF, a.fmt(ring_ref)),
+        (KEY_EVENT_CHANNEL, b.fmt(port)),
+    ];
     store
-        .write_nodes(s.path, &entries, Perms { owner: s.local, reader: s.peer })
+        .write_nodes(
+            s.path,
+            &entries,
+            Perms {
+                owner: s.local,
+                reader: s.peer,
+            },
+        )
         .map_err(Error::Store)
 }
 
@@ -215,7 +278,12 @@ impl<'a> Client<'a> {
     /// Read the advertisement, bind the event channel, map and validate the
     /// shared pages, mark ourselves live and wake the server.
     /// [`Error::NotAdvertised`] if the xenstore nodes do not exist (yet).
-    pub fn connect<G, V, S>(&self, maps: &mut G, evtchns: &mut V, store: &mut S) -> Result<Vchan<G::Mem, V::Channel>, Error>
+    pub fn connect<G, V, S>(
+        &self,
+        maps: &mut G,
+        evtchns: &mut V,
+        store: &mut S,
+    ) -> Result<Vchan<G::Mem, V::Channel>, Error>
     where
         G: GrantMap,
         V: EventChannels,
@@ -223,8 +291,13 @@ impl<'a> Client<'a> {
     {
         let ring_ref = read_number(store, self.path, KEY_RING_REF)?;
         let port = read_number(store, self.path, KEY_EVENT_CHANNEL)?;
-        let mut evt = evtchns.bind_interdomain(self.peer, port).map_err(Error::Event)?;
-        let notify = Some(UnmapNotify { byte_offset: CLI_LIVE, port });
+        let mut evt = evtchns
+            .bind_interdomain(self.peer, port)
+            .map_err(Error::Event)?;
+        let notify = Some(UnmapNotify {
+            byte_offset: CLI_LIVE,
+            port,
+        });
         let hdr = match map_checked(maps, self.peer, &[ring_ref], true, notify) {
             Ok(m) => m,
             Err(e) => {
@@ -269,7 +342,14 @@ impl<'a> Client<'a> {
 
     /// [`Client::connect`], waiting (through xenstore watches) for the
     /// server to advertise, up to `timeout` (`None`: forever).
-    pub fn connect_wait<G, V, S, C>(&self, maps: &mut G, evtchns: &mut V, store: &mut S, timeout: Option<Duration>, clock: &C) -> Result<Vchan<G::Mem, V::Channel>, Error>
+    pub fn connect_wait<G, V, S, C>(
+        &self,
+        maps: &mut G,
+        evtchns: &mut V,
+        store: &mut S,
+        timeout: Option<Duration>,
+        clock: &C,
+    ) -> Result<Vchan<G::Mem, V::Channel>, Error>
     where
         G: GrantMap,
         V: EventChannels,
@@ -310,7 +390,10 @@ impl<'a> Client<'a> {
     /// closes removes it; use with [`Store::wait_change`] to watch).
     pub fn advertised<S: Store>(&self, store: &mut S) -> Result<bool, Error> {
         let mut buf = [0u8; 16];
-        Ok(store.read_node(self.path, KEY_RING_REF, &mut buf).map_err(Error::Store)?.is_some())
+        Ok(store
+            .read_node(self.path, KEY_RING_REF, &mut buf)
+            .map_err(Error::Store)?
+            .is_some())
     }
 
     fn map_rings<G: GrantMap>(&self, maps: &mut G, hdr: &G::Mem) -> Result<Mapped<G::Mem>, Error> {
@@ -323,7 +406,13 @@ impl<'a> Client<'a> {
         match srv_live {
             LIVE_OPEN => {}
             LIVE_CLOSED => return Err(Error::PeerClosed),
-            now => return Err(ProtocolError::BadLiveByte { previous: LIVE_OPEN, now }.into()),
+            now => {
+                return Err(ProtocolError::BadLiveByte {
+                    previous: LIVE_OPEN,
+                    now,
+                }
+                .into());
+            }
         }
         let mut refs = [0 as GrantRef; 512];
         let n = geometry.grant_count();
@@ -341,7 +430,11 @@ impl<'a> Client<'a> {
         }
         let nl = geometry.left.pages();
         let nr = geometry.right.pages();
-        let left = if nl > 0 { Some(map_checked(maps, self.peer, &refs[..nl], true, None)?) } else { None };
+        let left = if nl > 0 {
+            Some(map_checked(maps, self.peer, &refs[..nl], true, None)?)
+        } else {
+            None
+        };
         let right = if nr > 0 {
             // We only read the server→client ring: map it read-only.
             match map_checked(maps, self.peer, &refs[nl..nl + nr], false, None) {
@@ -356,11 +449,23 @@ impl<'a> Client<'a> {
         } else {
             None
         };
-        Ok(Mapped { geometry, rd_cons, rd_prod, wr_prod, wr_cons, left, right })
+        Ok(Mapped {
+            geometry,
+            rd_cons,
+            rd_prod,
+            wr_prod,
+            wr_cons,
+            left,
+            right,
+        })
     }
 }
 
-fn release_client<G: GrantMap, V: EventChannels>(maps: &mut G, evtchns: &mut V, p: Parts<G::Mem, V::Channel>) {
+fn release_client<G: GrantMap, V: EventChannels>(
+    maps: &mut G,
+    evtchns: &mut V,
+    p: Parts<G::Mem, V::Channel>,
+) {
     for m in [p.read_ring, p.write_ring].into_iter().flatten() {
         maps.unmap(m);
     }
@@ -368,7 +473,13 @@ fn release_client<G: GrantMap, V: EventChannels>(maps: &mut G, evtchns: &mut V, 
     evtchns.close(p.event);
 }
 
-fn map_checked<G: GrantMap>(g: &mut G, peer: DomId, refs: &[GrantRef], writable: bool, notify: Option<UnmapNotify>) -> Result<G::Mem, Error> {
+fn map_checked<G: GrantMap>(
+    g: &mut G,
+    peer: DomId,
+    refs: &[GrantRef],
+    writable: bool,
+    notify: Option<UnmapNotify>,
+) -> Result<G::Mem, Error> {
     let m = g.map(peer, refs, writable, notify).map_err(Error::Grant)?;
     if m.len() < refs.len() * PAGE_SIZE {
         g.unmap(m);
@@ -379,8 +490,13 @@ fn map_checked<G: GrantMap>(g: &mut G, peer: DomId, refs: &[GrantRef], writable:
 
 fn read_number<S: Store>(store: &mut S, dir: &str, key: &str) -> Result<u32, Error> {
     let mut buf = [0u8; 16];
-    let n = store.read_node(dir, key, &mut buf).map_err(Error::Store)?.ok_or(Error::NotAdvertised)?;
-    parse_u32(&buf[..n.min(buf.len())]).filter(|&v| v != 0).ok_or(Error::Protocol(ProtocolError::BadAdvert))
+    let n = store
+        .read_node(dir, key, &mut buf)
+        .map_err(Error::Store)?
+        .ok_or(Error::NotAdvertised)?;
+    parse_u32(&buf[..n.min(buf.len())])
+        .filter(|&v| v != 0)
+        .ok_or(Error::Protocol(ProtocolError::BadAdvert))
 }
 
 /// Parse a xenstore decimal value: ASCII digits only (an optional trailing
@@ -419,7 +535,10 @@ struct NumBuf {
 
 impl NumBuf {
     fn new() -> Self {
-        NumBuf { buf: [0; 10], len: 0 }
+        NumBuf {
+            buf: [0; 10],
+            len: 0,
+        }
     }
     fn fmt(&mut self, mut v: u32) -> &str {
         let mut tmp = [0u8; 10];
@@ -441,7 +560,12 @@ impl NumBuf {
 /// Writes the conventional vchan xenstore directory
 /// `/local/domain/<server>/data/vchan/<client>/<port>` into `buf` and
 /// returns it; [`Error::InvalidArgument`] if `buf` is too small.
-pub fn conventional_path<'b>(buf: &'b mut [u8], server: DomId, client: DomId, port: &str) -> Result<&'b str, Error> {
+pub fn conventional_path<'b>(
+    buf: &'b mut [u8],
+    server: DomId,
+    client: DomId,
+    port: &str,
+) -> Result<&'b str, Error> {
     struct W<'a> {
         buf: &'a mut [u8],
         len: usize,
@@ -449,13 +573,17 @@ pub fn conventional_path<'b>(buf: &'b mut [u8], server: DomId, client: DomId, po
     impl core::fmt::Write for W<'_> {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
             let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
-            self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.buf
+                .get_mut(self.len..end)
+                .ok_or(core::fmt::Error)?
+                .copy_from_slice(s.as_bytes());
             self.len = end;
             Ok(())
         }
     }
     let mut w = W { buf, len: 0 };
-    write!(w, "/local/domain/{server}/data/vchan/{client}/{port}").map_err(|_| Error::InvalidArgument)?;
+    write!(w, "/local/domain/{server}/data/vchan/{client}/{port}")
+        .map_err(|_| Error::InvalidArgument)?;
     let len = w.len;
     core::str::from_utf8(&buf[..len]).map_err(|_| Error::InvalidArgument)
 }

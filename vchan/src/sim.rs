@@ -74,7 +74,10 @@ impl SimXen {
 
     /// Domain `domid`'s view of the host.
     pub fn domain(&self, domid: DomId) -> SimDomain {
-        SimDomain { hub: self.hub.clone(), domid }
+        SimDomain {
+            hub: self.hub.clone(),
+            domid,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -87,7 +90,9 @@ impl SimXen {
     pub fn crash(&self, domid: DomId) {
         let list: Vec<_> = {
             let mut st = self.lock();
-            let (mine, rest) = std::mem::take(&mut st.unmap_notifies).into_iter().partition(|n| n.0 == domid);
+            let (mine, rest) = std::mem::take(&mut st.unmap_notifies)
+                .into_iter()
+                .partition(|n| n.0 == domid);
             st.unmap_notifies = rest;
             mine
         };
@@ -97,8 +102,9 @@ impl SimXen {
         }
     }
 
-    /// Make the next `n` [`GrantAlloc::share`] calls fail (error injection).
-    pub fn fail_next_shares(&self, n: u32) {
+    /// Make the `n`-th next [`GrantAlloc::share`] call fail (1 = the next
+    /// one; 0 cancels), for error-path tests.
+    pub fn fail_nth_share(&self, n: u32) {
         self.lock().fail_next_share = n;
     }
 
@@ -121,7 +127,14 @@ impl SimXen {
     /// readable by `reader`).
     pub fn store_set(&self, path: &str, value: &str, owner: DomId, reader: DomId) {
         let mut st = self.lock();
-        st.store.insert(path.to_string(), Node { value: value.to_string(), owner, reader });
+        st.store.insert(
+            path.to_string(),
+            Node {
+                value: value.to_string(),
+                owner,
+                reader,
+            },
+        );
         st.store_gen += 1;
         drop(st);
         self.hub.store_cv.notify_all();
@@ -158,13 +171,20 @@ pub struct SimMemory {
 impl SimMemory {
     /// A standalone writable mapping of `pages` zeroed pages (not granted).
     pub fn anonymous(pages: usize) -> Self {
-        SimMemory { pages: (0..pages).map(|_| new_page()).collect(), writable: true, refs: Arc::from([]) }
+        SimMemory {
+            pages: (0..pages).map(|_| new_page()).collect(),
+            writable: true,
+            refs: Arc::from([]),
+        }
     }
 
     /// A writable alias of the same pages (what a hostile peer that mapped
     /// them read-write would see).
     pub fn writable_alias(&self) -> Self {
-        SimMemory { writable: true, ..self.clone() }
+        SimMemory {
+            writable: true,
+            ..self.clone()
+        }
     }
 
     #[inline]
@@ -180,7 +200,9 @@ impl SimMemory {
 
     fn raw_store_u8(&self, off: usize, val: u8) {
         let (w, sh) = self.word(off);
-        let _ = w.fetch_update(Ordering::SeqCst, Relaxed, |x| Some((x & !(0xff << sh)) | ((val as u32) << sh)));
+        let _ = w.fetch_update(Ordering::SeqCst, Relaxed, |x| {
+            Some((x & !(0xff << sh)) | ((val as u32) << sh))
+        });
     }
 
     fn fetch_ordering(order: Ordering) -> Ordering {
@@ -285,22 +307,42 @@ impl SharedMemory for SimMemory {
 
 impl GrantAlloc for SimDomain {
     type Mem = SimMemory;
-    fn share(&mut self, peer: DomId, refs: &mut [GrantRef], writable: bool, notify: Option<UnmapNotify>) -> Result<SimMemory, Errno> {
+    fn share(
+        &mut self,
+        peer: DomId,
+        refs: &mut [GrantRef],
+        writable: bool,
+        notify: Option<UnmapNotify>,
+    ) -> Result<SimMemory, Errno> {
         let mut st = lock(&self.hub);
         if st.fail_next_share > 0 {
             st.fail_next_share -= 1;
-            return Err(Errno(-12));
+            if st.fail_next_share == 0 {
+                return Err(Errno(-12));
+            }
         }
         let pages: Arc<[Page]> = refs.iter().map(|_| new_page()).collect();
         for (r, p) in refs.iter_mut().zip(pages.iter()) {
             st.next_ref = st.next_ref.max(8) + 1; // refs 0..8 are reserved
             *r = st.next_ref;
-            st.grants.insert((self.domid, *r), Grant { page: p.clone(), grantee: peer, writable });
+            st.grants.insert(
+                (self.domid, *r),
+                Grant {
+                    page: p.clone(),
+                    grantee: peer,
+                    writable,
+                },
+            );
         }
-        let mem = SimMemory { pages, writable: true, refs: refs.iter().copied().collect() };
+        let mem = SimMemory {
+            pages,
+            writable: true,
+            refs: refs.iter().copied().collect(),
+        };
         if let Some(n) = notify {
             if let Some(port) = st.ports.get(&(self.domid, n.port)).cloned() {
-                st.unmap_notifies.push((self.domid, mem.clone(), n.byte_offset, port));
+                st.unmap_notifies
+                    .push((self.domid, mem.clone(), n.byte_offset, port));
             }
         }
         Ok(mem)
@@ -311,13 +353,20 @@ impl GrantAlloc for SimDomain {
         for r in mem.refs.iter() {
             st.grants.remove(&(self.domid, *r));
         }
-        st.unmap_notifies.retain(|n| !(n.0 == self.domid && Arc::ptr_eq(&n.1.pages, &mem.pages)));
+        st.unmap_notifies
+            .retain(|n| !(n.0 == self.domid && Arc::ptr_eq(&n.1.pages, &mem.pages)));
     }
 }
 
 impl GrantMap for SimDomain {
     type Mem = SimMemory;
-    fn map(&mut self, peer: DomId, refs: &[GrantRef], writable: bool, notify: Option<UnmapNotify>) -> Result<SimMemory, Errno> {
+    fn map(
+        &mut self,
+        peer: DomId,
+        refs: &[GrantRef],
+        writable: bool,
+        notify: Option<UnmapNotify>,
+    ) -> Result<SimMemory, Errno> {
         let mut st = lock(&self.hub);
         let mut pages = Vec::with_capacity(refs.len());
         for r in refs {
@@ -327,17 +376,24 @@ impl GrantMap for SimDomain {
             }
             pages.push(g.page.clone());
         }
-        let mem = SimMemory { pages: pages.into(), writable, refs: Arc::from([]) };
+        let mem = SimMemory {
+            pages: pages.into(),
+            writable,
+            refs: Arc::from([]),
+        };
         if let Some(n) = notify {
             if let Some(port) = st.ports.get(&(self.domid, n.port)).cloned() {
-                st.unmap_notifies.push((self.domid, mem.clone(), n.byte_offset, port));
+                st.unmap_notifies
+                    .push((self.domid, mem.clone(), n.byte_offset, port));
             }
         }
         Ok(mem)
     }
 
     fn unmap(&mut self, mem: SimMemory) {
-        lock(&self.hub).unmap_notifies.retain(|n| !(n.0 == self.domid && Arc::ptr_eq(&n.1.pages, &mem.pages)));
+        lock(&self.hub)
+            .unmap_notifies
+            .retain(|n| !(n.0 == self.domid && Arc::ptr_eq(&n.1.pages, &mem.pages)));
     }
 }
 
@@ -353,7 +409,12 @@ struct SimPort {
 impl SimPort {
     fn send(&self) {
         self.sent.fetch_add(1, Relaxed);
-        let peer = self.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(Weak::upgrade);
+        let peer = self
+            .peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
         if let Some(p) = peer {
             *p.pending.lock().unwrap_or_else(|e| e.into_inner()) = true;
             p.cv.notify_all();
@@ -400,7 +461,10 @@ impl EventChannel for SimEvent {
                     if now >= deadline {
                         return Ok(false);
                     }
-                    g = p.cv.wait_timeout(g, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+                    g =
+                        p.cv.wait_timeout(g, deadline - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
                 }
             }
         }
@@ -424,12 +488,23 @@ impl EventChannels for SimDomain {
             bound: AtomicU8::new(0),
         });
         st.ports.insert((self.domid, num), port.clone());
-        Ok((SimEvent { port, domid: self.domid, num }, num))
+        Ok((
+            SimEvent {
+                port,
+                domid: self.domid,
+                num,
+            },
+            num,
+        ))
     }
 
     fn bind_interdomain(&mut self, remote: DomId, remote_port: Port) -> Result<SimEvent, Errno> {
         let mut st = lock(&self.hub);
-        let r = st.ports.get(&(remote, remote_port)).cloned().ok_or(Errno(-22))?;
+        let r = st
+            .ports
+            .get(&(remote, remote_port))
+            .cloned()
+            .ok_or(Errno(-22))?;
         if r.remote != self.domid || r.bound.swap(1, Relaxed) != 0 {
             return Err(Errno(-22));
         }
@@ -445,7 +520,11 @@ impl EventChannels for SimDomain {
         });
         *r.peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(&port));
         st.ports.insert((self.domid, num), port.clone());
-        Ok(SimEvent { port, domid: self.domid, num })
+        Ok(SimEvent {
+            port,
+            domid: self.domid,
+            num,
+        })
     }
 
     fn close(&mut self, ch: SimEvent) {
@@ -465,7 +544,12 @@ fn join(dir: &str, key: &str) -> String {
 }
 
 impl Store for SimDomain {
-    fn write_nodes(&mut self, dir: &str, entries: &[(&str, &str)], perms: Perms) -> Result<(), Errno> {
+    fn write_nodes(
+        &mut self,
+        dir: &str,
+        entries: &[(&str, &str)],
+        perms: Perms,
+    ) -> Result<(), Errno> {
         let mut st = lock(&self.hub);
         for (k, _) in entries {
             if let Some(n) = st.store.get(&join(dir, k)) {
@@ -475,7 +559,14 @@ impl Store for SimDomain {
             }
         }
         for (k, v) in entries {
-            st.store.insert(join(dir, k), Node { value: v.to_string(), owner: perms.owner, reader: perms.reader });
+            st.store.insert(
+                join(dir, k),
+                Node {
+                    value: v.to_string(),
+                    owner: perms.owner,
+                    reader: perms.reader,
+                },
+            );
         }
         st.store_gen += 1;
         drop(st);
@@ -487,7 +578,9 @@ impl Store for SimDomain {
         let st = lock(&self.hub);
         match st.store.get(&join(dir, key)) {
             None => Ok(None),
-            Some(n) if n.owner != self.domid && n.reader != self.domid && self.domid != 0 => Err(Errno(-13)),
+            Some(n) if n.owner != self.domid && n.reader != self.domid && self.domid != 0 => {
+                Err(Errno(-13))
+            }
             Some(n) => {
                 let b = n.value.as_bytes();
                 let len = b.len().min(buf.len());
@@ -513,13 +606,24 @@ impl Store for SimDomain {
         let deadline = timeout.map(|t| Instant::now() + t);
         while st.store_gen == gen0 {
             match deadline {
-                None => st = self.hub.store_cv.wait(st).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    st = self
+                        .hub
+                        .store_cv
+                        .wait(st)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(false);
                     }
-                    st = self.hub.store_cv.wait_timeout(st, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                    st = self
+                        .hub
+                        .store_cv
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -563,10 +667,25 @@ pub fn pair(read_order: u8, write_order: u8, initial_index: u32) -> Result<Pair,
     let xen = SimXen::new();
     let mut s = xen.domain(0);
     let mut c = xen.domain(1);
-    let cfg = crate::Server { local: 0, peer: 1, path: PAIR_PATH, read_order, write_order, initial_index };
+    let cfg = crate::Server {
+        local: 0,
+        peer: 1,
+        path: PAIR_PATH,
+        read_order,
+        write_order,
+        initial_index,
+    };
     let server = cfg.listen(&mut s.clone(), &mut s.clone(), &mut s)?;
-    let client = crate::Client { peer: 0, path: PAIR_PATH }.connect(&mut c.clone(), &mut c.clone(), &mut c)?;
-    Ok(Pair { xen, server, client })
+    let client = crate::Client {
+        peer: 0,
+        path: PAIR_PATH,
+    }
+    .connect(&mut c.clone(), &mut c.clone(), &mut c)?;
+    Ok(Pair {
+        xen,
+        server,
+        client,
+    })
 }
 
 /// Fuzz driver for the peer-controlled header fields; used by the
@@ -604,12 +723,18 @@ pub fn fuzz_header(data: &[u8]) {
         // Grant list: real refs of pages shared by the hostile server (so
         // that mapping can succeed), possibly mixed with garbage.
         let real = u.u8() & 1 == 1;
-        let want = crate::Geometry::from_orders(left_order, right_order).map(|g| g.grant_count()).unwrap_or(4);
+        let want = crate::Geometry::from_orders(left_order, right_order)
+            .map(|g| g.grant_count())
+            .unwrap_or(4);
         for i in 0..(PAGE_SIZE - GRANTS) / 4 {
             let g = if real && i < want {
                 let mut rr = [0u32; 1];
                 let _ = GrantAlloc::share(&mut sd, 1, &mut rr, true, None);
-                if i < 4 && u.u8() == 0xff { u.u32() } else { rr[0] }
+                if i < 4 && u.u8() == 0xff {
+                    u.u32()
+                } else {
+                    rr[0]
+                }
             } else if u.u8() == 0 {
                 u.u32()
             } else {
@@ -633,13 +758,23 @@ pub fn fuzz_header(data: &[u8]) {
         let (ro, wo) = orders[u.u8() as usize % orders.len()];
         let init = u.index();
         let mut sd = xen.domain(0);
-        let cfg = crate::Server { local: 0, peer: 1, path, read_order: ro, write_order: wo, initial_index: init };
+        let cfg = crate::Server {
+            local: 0,
+            peer: 1,
+            path,
+            read_order: ro,
+            write_order: wo,
+            initial_index: init,
+        };
         let s = match cfg.listen(&mut sd.clone(), &mut sd.clone(), &mut sd) {
             Ok(s) => s,
             Err(e) => panic!("listen failed: {e:?}"),
         };
         // The hostile client maps the header page read-write.
-        let r: u32 = xen.store_get(&join(path, crate::KEY_RING_REF)).and_then(|v| v.parse().ok()).expect("advert");
+        let r: u32 = xen
+            .store_get(&join(path, crate::KEY_RING_REF))
+            .and_then(|v| v.parse().ok())
+            .expect("advert");
         let mut cd = xen.domain(1);
         let hdr = GrantMap::map(&mut cd, 0, &[r], true, None).expect("map");
         (s, hdr)
@@ -677,8 +812,12 @@ pub fn fuzz_header(data: &[u8]) {
                 let n = u.u16() as usize % buf.len();
                 victim.try_write(&buf[..n]).map(|k| assert!(k <= n))
             }
-            4 => victim.data_ready().map(|k| assert!(k <= victim.read_capacity())),
-            5 => victim.buffer_space().map(|k| assert!(k <= victim.write_capacity())),
+            4 => victim
+                .data_ready()
+                .map(|k| assert!(k <= victim.read_capacity())),
+            5 => victim
+                .buffer_space()
+                .map(|k| assert!(k <= victim.write_capacity())),
             6 => {
                 let n = u.u16() as usize % (victim.write_capacity() + 2);
                 victim.try_send(&buf[..n.min(buf.len())])
@@ -696,8 +835,14 @@ pub fn fuzz_header(data: &[u8]) {
             // Once broken, always broken; the victim announced its exit.
             assert!(victim.protocol_error().is_some());
             assert!(!victim.is_open());
-            assert!(matches!(victim.try_write(b"x"), Err(crate::Error::Protocol(_))));
-            assert!(matches!(victim.try_read(&mut buf[..1]), Err(crate::Error::Protocol(_))));
+            assert!(matches!(
+                victim.try_write(b"x"),
+                Err(crate::Error::Protocol(_))
+            ));
+            assert!(matches!(
+                victim.try_read(&mut buf[..1]),
+                Err(crate::Error::Protocol(_))
+            ));
             let live = if client_victim { CLI_LIVE } else { SRV_LIVE };
             assert_eq!(hostile.load_u8(live, Relaxed), 0);
             return;
@@ -739,7 +884,11 @@ impl Bytes<'_> {
     /// Mostly-valid orders, sometimes anything.
     fn order(&mut self) -> u16 {
         let b = self.u8();
-        if b < 0xf0 { 10 + (b as u16 % 11) } else { self.u16() }
+        if b < 0xf0 {
+            10 + (b as u16 % 11)
+        } else {
+            self.u16()
+        }
     }
     /// Live-byte-like values: mostly 0..=2.
     fn small(&mut self) -> u8 {

@@ -30,7 +30,10 @@ impl Default for CpioWriter {
 
 impl CpioWriter {
     pub fn new() -> Self {
-        Self { buf: Vec::new(), next_ino: 1 }
+        Self {
+            buf: Vec::new(),
+            next_ino: 1,
+        }
     }
 
     /// A directory; `path` is relative (no leading `/`).
@@ -140,7 +143,14 @@ pub fn parse(mut buf: &[u8]) -> Result<Vec<CpioEntry>> {
         if name == TRAILER {
             return Ok(out);
         }
-        out.push(CpioEntry { name, mode, uid, gid, nlink, data: buf[data_start..data_end].to_vec() });
+        out.push(CpioEntry {
+            name,
+            mode,
+            uid,
+            gid,
+            nlink,
+            data: buf[data_start..data_end].to_vec(),
+        });
         buf = &buf[data_end.next_multiple_of(4).min(buf.len())..];
     }
 }

@@ -35,11 +35,17 @@ pub struct Fdt {
 
 impl Node {
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), ..Default::default() }
+        Self {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     pub fn prop(&self, name: &str) -> Option<&[u8]> {
-        self.props.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.props
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Sets (replacing in place, or appending) a property.
@@ -118,9 +124,17 @@ impl Fdt {
         ensure!(totalsize <= blob.len(), "dtb totalsize beyond buffer");
         let boot_cpuid_phys = h(7)?;
         let size_strings = h(8)? as usize;
-        let size_struct = if version >= 17 { h(9)? as usize } else { totalsize - off_struct };
-        let strings = blob.get(off_strings..off_strings + size_strings).context("strings block out of range")?;
-        let structure = blob.get(off_struct..off_struct + size_struct).context("struct block out of range")?;
+        let size_struct = if version >= 17 {
+            h(9)? as usize
+        } else {
+            totalsize - off_struct
+        };
+        let strings = blob
+            .get(off_strings..off_strings + size_strings)
+            .context("strings block out of range")?;
+        let structure = blob
+            .get(off_struct..off_struct + size_struct)
+            .context("struct block out of range")?;
 
         let mut reserved = Vec::new();
         let mut p = off_rsv;
@@ -151,10 +165,17 @@ impl Fdt {
                     let len = be32(structure, pos)? as usize;
                     let nameoff = be32(structure, pos + 4)? as usize;
                     pos += 8;
-                    let val = structure.get(pos..pos + len).context("property value out of range")?.to_vec();
+                    let val = structure
+                        .get(pos..pos + len)
+                        .context("property value out of range")?
+                        .to_vec();
                     pos = (pos + len).next_multiple_of(4);
                     let name = cstr(strings, nameoff)?;
-                    stack.last_mut().context("property outside node")?.props.push((name, val));
+                    stack
+                        .last_mut()
+                        .context("property outside node")?
+                        .props
+                        .push((name, val));
                 }
                 END_NODE => {
                     let n = stack.pop().context("unbalanced END_NODE")?;
@@ -169,7 +190,11 @@ impl Fdt {
             }
         }
         ensure!(stack.is_empty(), "unterminated nodes");
-        Ok(Fdt { boot_cpuid_phys, reserved, root: root.context("no root node")? })
+        Ok(Fdt {
+            boot_cpuid_phys,
+            reserved,
+            root: root.context("no root node")?,
+        })
     }
 
     /// Serializes as a packed version-17 blob (no free space).
@@ -177,7 +202,12 @@ impl Fdt {
         let mut strings: Vec<u8> = Vec::new();
         let mut string_offs: std::collections::HashMap<String, u32> = Default::default();
         let mut st: Vec<u8> = Vec::new();
-        fn emit(n: &Node, st: &mut Vec<u8>, strings: &mut Vec<u8>, offs: &mut std::collections::HashMap<String, u32>) {
+        fn emit(
+            n: &Node,
+            st: &mut Vec<u8>,
+            strings: &mut Vec<u8>,
+            offs: &mut std::collections::HashMap<String, u32>,
+        ) {
             st.extend_from_slice(&BEGIN_NODE.to_be_bytes());
             st.extend_from_slice(n.name.as_bytes());
             st.push(0);
@@ -251,7 +281,10 @@ fn be64(b: &[u8], off: usize) -> Result<u64> {
 
 fn cstr(b: &[u8], off: usize) -> Result<String> {
     let rest = b.get(off..).context("string offset out of range")?;
-    let end = rest.iter().position(|&c| c == 0).context("unterminated string")?;
+    let end = rest
+        .iter()
+        .position(|&c| c == 0)
+        .context("unterminated string")?;
     Ok(std::str::from_utf8(&rest[..end])?.to_string())
 }
 
@@ -264,7 +297,10 @@ pub fn cells(v: &[u32]) -> Vec<u8> {
 
 /// A 64-bit value as two cells (`#address-cells = <2>` style).
 pub fn cells64(v: &[u64]) -> Vec<u8> {
-    v.iter().flat_map(|c| [(*c >> 32) as u32, *c as u32]).flat_map(|c| c.to_be_bytes()).collect()
+    v.iter()
+        .flat_map(|c| [(*c >> 32) as u32, *c as u32])
+        .flat_map(|c| c.to_be_bytes())
+        .collect()
 }
 
 /// `"text"`: NUL-terminated string.
@@ -294,7 +330,9 @@ pub fn decode_strings(v: &[u8]) -> Vec<String> {
 
 /// Decodes a cells property.
 pub fn decode_cells(v: &[u8]) -> Vec<u32> {
-    v.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
+    v.chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -309,29 +347,41 @@ mod tests {
             .with("#address-cells", cells(&[2]))
             .with("compatible", string("linux,dummy-virt"));
         let mut root = root;
-        root.children.push(Node::new("chosen").with("stdout-path", string("/pl011@9000000")));
+        root.children
+            .push(Node::new("chosen").with("stdout-path", string("/pl011@9000000")));
         root.children.push(
             Node::new("pl011@9000000")
                 .with("clock-names", strings(&["uartclk", "apb_pclk"]))
                 .with("reg", cells64(&[0x900_0000, 0x1000]))
                 .with("compatible", strings(&["arm,pl011", "arm,primecell"])),
         );
-        root.children.push(Node::new("pl061@9030000").with("compatible", strings(&["arm,pl061", "arm,primecell"])));
-        Fdt { boot_cpuid_phys: 0, reserved: vec![(0x4800_0000, 0x1000)], root }
+        root.children.push(
+            Node::new("pl061@9030000").with("compatible", strings(&["arm,pl061", "arm,primecell"])),
+        );
+        Fdt {
+            boot_cpuid_phys: 0,
+            reserved: vec![(0x4800_0000, 0x1000)],
+            root,
+        }
     }
 
     fn qemu_virt_dtb() -> Option<Vec<u8>> {
+        crate::util::which(crate::qemu::QEMU)?;
         let dir = std::env::temp_dir().join(format!("xtask-fdt-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let path = dir.join("virt.dtb");
         let st = std::process::Command::new("qemu-system-aarch64")
-            .args(crate::qemu::machine_args(&format!(",dumpdtb={}", path.display())))
+            .args(crate::qemu::machine_args(&format!(
+                ",dumpdtb={}",
+                path.display()
+            )))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
-            .ok()?;
-        let blob = if st.success() { std::fs::read(&path).ok() } else { None };
+            .expect("running qemu");
+        assert!(st.success(), "qemu dumpdtb failed");
+        let blob = std::fs::read(&path).ok();
         let _ = std::fs::remove_dir_all(&dir);
         blob
     }
@@ -362,7 +412,10 @@ mod tests {
         assert_eq!(packed, t2.to_bytes(), "serialization not stable");
         // Node and property counts equal to the original blob's.
         fn count(n: &Node) -> (usize, usize) {
-            n.children.iter().map(count).fold((1, n.props.len()), |a, b| (a.0 + b.0, a.1 + b.1))
+            n.children
+                .iter()
+                .map(count)
+                .fold((1, n.props.len()), |a, b| (a.0 + b.0, a.1 + b.1))
         }
         assert_eq!(count(&t.root), count(&t2.root));
     }
@@ -375,20 +428,45 @@ mod tests {
         chosen.set_prop("xen,xen-bootargs", string("console=dtuart"));
         chosen.add_child(
             Node::new("dom0-kernel@49000000")
-                .with("compatible", strings(&["multiboot,kernel", "multiboot,module"]))
+                .with(
+                    "compatible",
+                    strings(&["multiboot,kernel", "multiboot,module"]),
+                )
                 .with("reg", cells64(&[0x4900_0000, 0x123456])),
         );
-        chosen.add_child(Node::new("hello-a").with("vpl011", empty()).with("cpus", cells(&[1])));
-        t.node_mut("/pl061@9030000").unwrap().set_prop("status", string("disabled"));
+        chosen.add_child(
+            Node::new("hello-a")
+                .with("vpl011", empty())
+                .with("cpus", cells(&[1])),
+        );
+        t.node_mut("/pl061@9030000")
+            .unwrap()
+            .set_prop("status", string("disabled"));
         let t2 = Fdt::parse(&t.to_bytes()).unwrap();
         let c = t2.node("/chosen").unwrap();
-        assert_eq!(c.prop("stdout-path").unwrap(), b"/pl011@9000000\0", "existing props kept");
+        assert_eq!(
+            c.prop("stdout-path").unwrap(),
+            b"/pl011@9000000\0",
+            "existing props kept"
+        );
         assert_eq!(decode_cells(c.prop("#address-cells").unwrap()), vec![2]);
         let k = t2.node("/chosen/dom0-kernel@49000000").unwrap();
-        assert_eq!(decode_strings(k.prop("compatible").unwrap()), vec!["multiboot,kernel", "multiboot,module"]);
-        assert_eq!(decode_cells(k.prop("reg").unwrap()), vec![0, 0x4900_0000, 0, 0x123456]);
-        assert_eq!(t2.node("/chosen/hello-a").unwrap().prop("vpl011").unwrap(), b"");
-        assert_eq!(t2.node("/pl061@9030000").unwrap().prop("status").unwrap(), b"disabled\0");
+        assert_eq!(
+            decode_strings(k.prop("compatible").unwrap()),
+            vec!["multiboot,kernel", "multiboot,module"]
+        );
+        assert_eq!(
+            decode_cells(k.prop("reg").unwrap()),
+            vec![0, 0x4900_0000, 0, 0x123456]
+        );
+        assert_eq!(
+            t2.node("/chosen/hello-a").unwrap().prop("vpl011").unwrap(),
+            b""
+        );
+        assert_eq!(
+            t2.node("/pl061@9030000").unwrap().prop("status").unwrap(),
+            b"disabled\0"
+        );
         assert_eq!(t2.reserved, vec![(0x4800_0000, 0x1000)]);
     }
 

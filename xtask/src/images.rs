@@ -14,7 +14,12 @@ use object::read::elf::{FileHeader, ProgramHeader};
 use std::path::PathBuf;
 
 /// The domain image crates `cargo xtask build` builds by default.
-pub const DOMAIN_CRATES: &[&str] = &["hello-domain", "net-domain", "storage-domain", "console-domain"];
+pub const DOMAIN_CRATES: &[&str] = &[
+    "hello-domain",
+    "net-domain",
+    "storage-domain",
+    "console-domain",
+];
 pub const TARGET: &str = "aarch64-unknown-none";
 pub const IMAGE_MAGIC_OFFSET: usize = 0x38;
 pub const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
@@ -41,7 +46,8 @@ pub fn build(paths: &Paths, crates: &[String]) -> Result<Vec<BuiltImage>> {
     step(&format!("building domain images: {}", crates.join(", ")));
     let t0 = std::time::Instant::now();
     let mut c = cargo();
-    c.current_dir(&paths.root).args(["build", "--target", TARGET, "--release"]);
+    c.current_dir(&paths.root)
+        .args(["build", "--target", TARGET, "--release"]);
     for k in crates {
         c.args(["-p", k]);
     }
@@ -50,14 +56,23 @@ pub fn build(paths: &Paths, crates: &[String]) -> Result<Vec<BuiltImage>> {
     let mut out = Vec::new();
     for k in crates {
         let elf_path = paths.target.join(TARGET).join("release").join(k);
-        let data = std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
-        let img = elf_to_image(&data).with_context(|| format!("converting {}", elf_path.display()))?;
+        let data =
+            std::fs::read(&elf_path).with_context(|| format!("reading {}", elf_path.display()))?;
+        let img =
+            elf_to_image(&data).with_context(|| format!("converting {}", elf_path.display()))?;
         let path = image_path(paths, k);
         std::fs::write(&path, &img)?;
         println!("    {k}: {} bytes -> {}", img.len(), path.display());
-        out.push(BuiltImage { krate: k.clone(), path, size: img.len() as u64 });
+        out.push(BuiltImage {
+            krate: k.clone(),
+            path,
+            size: img.len() as u64,
+        });
     }
-    step(&format!("images built in {:.1} s", t0.elapsed().as_secs_f64()));
+    step(&format!(
+        "images built in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    ));
     Ok(out)
 }
 
@@ -65,19 +80,32 @@ pub fn build(paths: &Paths, crates: &[String]) -> Result<Vec<BuiltImage>> {
 pub fn elf_to_image(data: &[u8]) -> Result<Vec<u8>> {
     let hdr = elf::FileHeader64::<object::Endianness>::parse(data).context("not an ELF64 file")?;
     let endian = hdr.endian()?;
-    ensure!(hdr.e_machine(endian) == elf::EM_AARCH64, "ELF is not for aarch64 (e_machine {})", hdr.e_machine(endian));
+    ensure!(
+        hdr.e_machine(endian) == elf::EM_AARCH64,
+        "ELF is not for aarch64 (e_machine {})",
+        hdr.e_machine(endian)
+    );
     let mut segs = Vec::new();
     for ph in hdr.program_headers(endian, data)? {
         if ph.p_type(endian) != elf::PT_LOAD || ph.p_filesz(endian) == 0 {
             continue;
         }
-        let bytes = ph.data(endian, data).map_err(|_| anyhow::anyhow!("segment data out of range"))?;
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|_| anyhow::anyhow!("segment data out of range"))?;
         segs.push((ph.p_paddr(endian), bytes));
     }
     ensure!(!segs.is_empty(), "ELF has no file-backed PT_LOAD segment");
     let base = segs.iter().map(|s| s.0).min().unwrap();
-    let end = segs.iter().map(|s| s.0 - base + s.1.len() as u64).max().unwrap();
-    ensure!(end <= 256 << 20, "image would be {end} bytes; segments too far apart?");
+    let end = segs
+        .iter()
+        .map(|s| s.0 - base + s.1.len() as u64)
+        .max()
+        .unwrap();
+    ensure!(
+        end <= 256 << 20,
+        "image would be {end} bytes; segments too far apart?"
+    );
     let mut img = vec![0u8; end as usize];
     let mut sorted = segs.clone();
     sorted.sort_by_key(|s| s.0);
@@ -97,8 +125,13 @@ pub fn elf_to_image(data: &[u8]) -> Result<Vec<u8>> {
 pub fn check_image_magic(img: &[u8]) -> Result<()> {
     match img.get(IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4) {
         Some(m) if m == IMAGE_MAGIC => Ok(()),
-        Some(m) => bail!("no arm64 Image magic at {IMAGE_MAGIC_OFFSET:#x} (found {m:02x?}); is the Image header linked first?"),
-        None => bail!("image too small ({} bytes) for an arm64 Image header", img.len()),
+        Some(m) => bail!(
+            "no arm64 Image magic at {IMAGE_MAGIC_OFFSET:#x} (found {m:02x?}); is the Image header linked first?"
+        ),
+        None => bail!(
+            "image too small ({} bytes) for an arm64 Image header",
+            img.len()
+        ),
     }
 }
 
@@ -162,15 +195,29 @@ pub(crate) mod tests {
         let img = elf_to_image(&elf).unwrap();
         assert_eq!(img.len(), 0x1004, "ends at the last file-backed byte");
         assert_eq!(&img[0x38..0x3c], b"ARM\x64");
-        assert!(img[0x40..0x1000].iter().all(|&b| b == 0), "gap zero-filled, note not included");
+        assert!(
+            img[0x40..0x1000].iter().all(|&b| b == 0),
+            "gap zero-filled, note not included"
+        );
         assert_eq!(&img[0x1000..], &[1, 2, 3, 4]);
     }
 
     #[test]
     fn rejects_missing_magic_and_wrong_arch() {
-        let no_magic = make_elf(elf::EM_AARCH64, &[(elf::PT_LOAD, 0x4000_0000, vec![0; 0x40], 0x40)]);
-        assert!(elf_to_image(&no_magic).unwrap_err().to_string().contains("magic"));
-        let x86 = make_elf(elf::EM_X86_64, &[(elf::PT_LOAD, 0x4000_0000, header(), 0x40)]);
+        let no_magic = make_elf(
+            elf::EM_AARCH64,
+            &[(elf::PT_LOAD, 0x4000_0000, vec![0; 0x40], 0x40)],
+        );
+        assert!(
+            elf_to_image(&no_magic)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
+        let x86 = make_elf(
+            elf::EM_X86_64,
+            &[(elf::PT_LOAD, 0x4000_0000, header(), 0x40)],
+        );
         assert!(elf_to_image(&x86).is_err());
         assert!(elf_to_image(b"garbage").is_err());
     }
@@ -179,7 +226,10 @@ pub(crate) mod tests {
     fn rejects_overlap() {
         let elf = make_elf(
             elf::EM_AARCH64,
-            &[(elf::PT_LOAD, 0x4000_0000, header(), 0x40), (elf::PT_LOAD, 0x4000_0020, vec![1; 8], 8)],
+            &[
+                (elf::PT_LOAD, 0x4000_0000, header(), 0x40),
+                (elf::PT_LOAD, 0x4000_0020, vec![1; 8], 8),
+            ],
         );
         assert!(elf_to_image(&elf).is_err());
     }

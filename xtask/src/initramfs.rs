@@ -20,8 +20,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Modules dom0 loads (backends and the Xen device files).
-pub const DOM0_MODULES: &[&str] =
-    &["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs", "xen-netback", "xen-blkback", "loop"];
+pub const DOM0_MODULES: &[&str] = &[
+    "xen-evtchn",
+    "xen-gntdev",
+    "xen-gntalloc",
+    "xen-privcmd",
+    "xenfs",
+    "xen-netback",
+    "xen-blkback",
+    "loop",
+];
 /// Modules a Linux test guest loads (PV frontends).
 pub const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront"];
 /// Tool binaries left out of dom0 (python, OCaml xenstored).
@@ -140,7 +148,10 @@ impl Tree {
 
 /// Base layout shared by dom0 and guests: usr-merged dirs and busybox.
 fn base_layout(t: &mut Tree, world: &World) -> Result<()> {
-    for d in ["usr/bin", "usr/sbin", "usr/lib", "etc", "proc", "sys", "dev", "tmp", "run", "root", "mnt", "var/log"] {
+    for d in [
+        "usr/bin", "usr/sbin", "usr/lib", "etc", "proc", "sys", "dev", "tmp", "run", "root", "mnt",
+        "var/log",
+    ] {
         t.dir(d);
     }
     t.symlink("bin", "usr/bin");
@@ -153,7 +164,11 @@ fn base_layout(t: &mut Tree, world: &World) -> Result<()> {
         .context("busybox not found in the world root (busybox-static)")?;
     t.copy_host("usr/bin/busybox", &bb)?;
     t.symlink("usr/bin/sh", "busybox");
-    t.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n".to_vec());
+    t.file(
+        "etc/passwd",
+        0o644,
+        b"root:x:0:0:root:/root:/bin/sh\n".to_vec(),
+    );
     t.file("etc/group", 0o644, b"root:x:0:\n".to_vec());
     Ok(())
 }
@@ -200,12 +215,19 @@ fn add_modules(t: &mut Tree, world: &World, names: &[&str]) -> Result<Vec<String
             bail!("kernel module {name} not found (neither a .ko nor built in)");
         };
         let raw = std::fs::read(path)?;
-        let ko = if path.extension().is_some_and(|e| e == "xz") { unxz(&raw).with_context(|| format!("{}", path.display()))? } else { raw };
+        let ko = if path.extension().is_some_and(|e| e == "xz") {
+            unxz(&raw).with_context(|| format!("{}", path.display()))?
+        } else {
+            raw
+        };
         for dep in modinfo_depends(&ko)? {
             visit(&dep, index, builtin, t, order, notes, depth + 1)?;
         }
         let file_name = path.file_name().unwrap().to_string_lossy();
-        let stem = file_name.trim_end_matches(".xz").trim_end_matches(".ko").to_string();
+        let stem = file_name
+            .trim_end_matches(".xz")
+            .trim_end_matches(".ko")
+            .to_string();
         t.file(&format!("lib/modules/xen/{stem}.ko"), 0o644, ko);
         order.push(stem);
         Ok(())
@@ -239,7 +261,8 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
 /// Decompresses an .xz stream (pure Rust).
 pub fn unxz(data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut out).map_err(|e| anyhow::anyhow!("xz: {e:?}"))?;
+    lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut out)
+        .map_err(|e| anyhow::anyhow!("xz: {e:?}"))?;
     Ok(out)
 }
 
@@ -247,19 +270,28 @@ pub fn unxz(data: &[u8]) -> Result<Vec<u8>> {
 pub fn modinfo_depends(ko: &[u8]) -> Result<Vec<String>> {
     use object::{Object, ObjectSection};
     let f = object::File::parse(ko).context("module is not an ELF object")?;
-    let Some(sec) = f.section_by_name(".modinfo") else { return Ok(Vec::new()) };
+    let Some(sec) = f.section_by_name(".modinfo") else {
+        return Ok(Vec::new());
+    };
     let data = sec.data()?;
     Ok(data
         .split(|&b| b == 0)
         .filter_map(|kv| std::str::from_utf8(kv).ok()?.strip_prefix("depends="))
-        .flat_map(|d| d.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|d| {
+            d.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect())
 }
 
 /// Shared libraries (`*.so*` files and symlinks) of a library directory.
 fn add_libs(t: &mut Tree, world: &World, rel_dir: &str) -> Result<usize> {
     let dir = world.root.join(rel_dir);
-    let Ok(rd) = std::fs::read_dir(&dir) else { return Ok(0) };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(0);
+    };
     let mut n = 0;
     for e in rd {
         let e = e?;
@@ -274,10 +306,20 @@ fn add_libs(t: &mut Tree, world: &World, rel_dir: &str) -> Result<usize> {
 
 /// The dom0 tree: busybox, glibc + Xen tool libraries, Xen tools, modules,
 /// `/init` and optionally `/scenario.sh`.
-pub fn dom0_tree(paths: &Paths, world: &World, scenario_script: Option<&Path>) -> Result<(Tree, Vec<String>)> {
+pub fn dom0_tree(
+    paths: &Paths,
+    world: &World,
+    scenario_script: Option<&Path>,
+) -> Result<(Tree, Vec<String>)> {
     let mut t = Tree::default();
     base_layout(&mut t, world)?;
-    for d in ["var/lib/xen/dump", "var/log/xen", "run/xen", "run/xenstored", "etc/xen"] {
+    for d in [
+        "var/lib/xen/dump",
+        "var/log/xen",
+        "run/xen",
+        "run/xenstored",
+        "etc/xen",
+    ] {
         t.dir(d);
     }
     t.symlink("var/run", "../run");
@@ -320,30 +362,53 @@ pub fn dom0_tree(paths: &Paths, world: &World, scenario_script: Option<&Path>) -
         if !t.contains(&format!("{xen_bin}/{tool}")) {
             bail!("{tool} missing from {xen_bin}");
         }
-        t.symlink(&format!("usr/sbin/{tool}"), &format!("../lib/{}/{tool}", xen_bin.trim_start_matches("usr/lib/")));
+        t.symlink(
+            &format!("usr/sbin/{tool}"),
+            &format!("../lib/{}/{tool}", xen_bin.trim_start_matches("usr/lib/")),
+        );
     }
     if !t.contains("usr/bin/xenstore-read") {
         bail!("xenstore-read missing (xenstore-utils)");
     }
     let notes = add_modules(&mut t, world, DOM0_MODULES)?;
     let init = paths.root.join("tests/initramfs/dom0/init");
-    t.file("init", 0o755, std::fs::read(&init).with_context(|| format!("{}", init.display()))?);
+    t.file(
+        "init",
+        0o755,
+        std::fs::read(&init).with_context(|| format!("{}", init.display()))?,
+    );
     if let Some(s) = scenario_script {
-        t.file("scenario.sh", 0o755, std::fs::read(s).with_context(|| format!("{}", s.display()))?);
+        t.file(
+            "scenario.sh",
+            0o755,
+            std::fs::read(s).with_context(|| format!("{}", s.display()))?,
+        );
     }
     Ok((t, notes))
 }
 
 /// The Linux guest tree: static busybox, frontend modules, `/init`,
 /// optionally `/scenario.sh`.
-pub fn guest_tree(paths: &Paths, world: &World, scenario_script: Option<&Path>) -> Result<(Tree, Vec<String>)> {
+pub fn guest_tree(
+    paths: &Paths,
+    world: &World,
+    scenario_script: Option<&Path>,
+) -> Result<(Tree, Vec<String>)> {
     let mut t = Tree::default();
     base_layout(&mut t, world)?;
     let notes = add_modules(&mut t, world, GUEST_MODULES)?;
     let init = paths.root.join("tests/initramfs/guest/init");
-    t.file("init", 0o755, std::fs::read(&init).with_context(|| format!("{}", init.display()))?);
+    t.file(
+        "init",
+        0o755,
+        std::fs::read(&init).with_context(|| format!("{}", init.display()))?,
+    );
     if let Some(s) = scenario_script {
-        t.file("scenario.sh", 0o755, std::fs::read(s).with_context(|| format!("{}", s.display()))?);
+        t.file(
+            "scenario.sh",
+            0o755,
+            std::fs::read(s).with_context(|| format!("{}", s.display()))?,
+        );
     }
     Ok((t, notes))
 }
@@ -363,7 +428,8 @@ pub fn write_image(tree: &Tree, out: &Path) -> Result<bool> {
         std::fs::create_dir_all(d)?;
     }
     let tmp = out.with_extension("gz.tmp");
-    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&tmp)?, flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(std::fs::File::create(&tmp)?, flate2::Compression::fast());
     gz.write_all(&cpio)?;
     gz.finish()?.sync_all()?;
     std::fs::rename(&tmp, out)?;
@@ -382,7 +448,10 @@ mod tests {
         t.dir("usr/lib");
         t.symlink("lib", "usr/lib");
         t.file("lib/modules/xen/a.ko", 0o644, b"ko".to_vec());
-        t.symlink("lib/ld-linux-aarch64.so.1", "aarch64-linux-gnu/ld-linux-aarch64.so.1");
+        t.symlink(
+            "lib/ld-linux-aarch64.so.1",
+            "aarch64-linux-gnu/ld-linux-aarch64.so.1",
+        );
         assert!(t.contains("usr/lib/modules/xen/a.ko"));
         assert!(t.contains("lib/modules/xen/a.ko"));
         let a = t.to_cpio().unwrap();
@@ -407,7 +476,11 @@ mod tests {
     #[test]
     fn unxz_roundtrip() {
         let mut comp = Vec::new();
-        lzma_rs::xz_compress(&mut std::io::BufReader::new(&b"hello module"[..]), &mut comp).unwrap();
+        lzma_rs::xz_compress(
+            &mut std::io::BufReader::new(&b"hello module"[..]),
+            &mut comp,
+        )
+        .unwrap();
         assert_eq!(unxz(&comp).unwrap(), b"hello module");
         assert!(unxz(b"not xz").is_err());
     }

@@ -45,8 +45,13 @@ use std::time::{Duration, Instant};
 use util::{Paths, step};
 
 /// Crates excluded from host `cargo test` (bare-metal targets only).
-pub const HOST_TEST_EXCLUDES: &[&str] =
-    &["hello-domain", "net-domain", "storage-domain", "console-domain", "xen-rt"];
+pub const HOST_TEST_EXCLUDES: &[&str] = &[
+    "hello-domain",
+    "net-domain",
+    "storage-domain",
+    "console-domain",
+    "xen-rt",
+];
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -115,13 +120,18 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
         print!("{USAGE}");
         return Ok(ExitCode::from(2));
     };
-    let mut o = Opts { args: rest.to_vec() };
+    let mut o = Opts {
+        args: rest.to_vec(),
+    };
     let paths = Paths::discover()?;
     match cmd.as_str() {
         "build" => {
             let _release = o.flag("--release"); // images are always release builds
             o.finish()?;
-            let crates: Vec<String> = images::DOMAIN_CRATES.iter().map(|s| s.to_string()).collect();
+            let crates: Vec<String> = images::DOMAIN_CRATES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             images::build(&paths, &crates)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -130,7 +140,12 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             o.finish()?;
             let t0 = Instant::now();
             let w = apt::fetch(&paths, refresh)?;
-            println!("kernel {} ({}), xen {}", w.kernel_release, w.kernel.display(), w.xen.display());
+            println!(
+                "kernel {} ({}), xen {}",
+                w.kernel_release,
+                w.kernel.display(),
+                w.xen.display()
+            );
             println!("fetch took {:.1} s", t0.elapsed().as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
@@ -147,7 +162,10 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
                 scenario: o.value("--scenario")?.unwrap_or_else(|| "hello".into()),
                 check: o.flag("--check"),
                 arch: o.value("--arch")?.unwrap_or_else(|| "aarch64".into()),
-                timeout: o.value("--timeout")?.map(|s| s.parse::<u64>().context("--timeout")).transpose()?,
+                timeout: o
+                    .value("--timeout")?
+                    .map(|s| s.parse::<u64>().context("--timeout"))
+                    .transpose()?,
                 dry_run: o.flag("--dry-run"),
             };
             o.finish()?;
@@ -160,7 +178,11 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
                 a => bail!("unknown --arch {a}"),
             }
             let ok = qemu_cmd(&paths, &q)?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         "test" => {
             o.finish()?;
@@ -193,10 +215,21 @@ struct Ramdisks {
 }
 
 fn script_path(paths: &Paths, p: &Option<PathBuf>) -> Option<PathBuf> {
-    p.as_ref().map(|p| if p.is_absolute() { p.clone() } else { paths.root.join(p) })
+    p.as_ref().map(|p| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            paths.root.join(p)
+        }
+    })
 }
 
-fn build_initramfs(paths: &Paths, world: &apt::World, m: &manifest::Manifest, verbose: bool) -> Result<Ramdisks> {
+fn build_initramfs(
+    paths: &Paths,
+    world: &apt::World,
+    m: &manifest::Manifest,
+    verbose: bool,
+) -> Result<Ramdisks> {
     let t0 = Instant::now();
     let img = paths.img();
     let dom0_script = script_path(paths, &m.dom0.script);
@@ -227,7 +260,11 @@ fn build_initramfs(paths: &Paths, world: &apt::World, m: &manifest::Manifest, ve
                 step(&format!("note: {n}"));
             }
         }
-        let name = if script.is_some() { format!("guest-{}-{}.cpio.gz", m.name, d.name) } else { "guest.cpio.gz".into() };
+        let name = if script.is_some() {
+            format!("guest-{}-{}.cpio.gz", m.name, d.name)
+        } else {
+            "guest.cpio.gz".into()
+        };
         let out = img.join(name);
         let rebuilt = initramfs::write_image(&tree, &out)?;
         step(&format!(
@@ -274,7 +311,12 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
         }
     }
     let t = Instant::now();
-    let boot = qemu::Boot { xen: &world.xen, dom0_kernel: &world.kernel, dom0_ramdisk: &rd.dom0, domus };
+    let boot = qemu::Boot {
+        xen: &world.xen,
+        dom0_kernel: &world.kernel,
+        dom0_ramdisk: &rd.dom0,
+        domus,
+    };
     let plan = qemu::make_plan(paths, &m, &boot, interactive)?;
     let t_dtb = t.elapsed().as_secs_f64();
     for md in &plan.modules {
@@ -296,9 +338,17 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
     let timeout = Duration::from_secs(q.timeout.unwrap_or(m.timeout_s));
     let run = qemu::run_check(paths, &plan, &m.name, &m.done_marker, timeout)?;
     let image_sizes = built.iter().map(|b| (b.krate.clone(), b.size)).collect();
-    let input = scenarios::Input { manifest: &m, lines: &run.lines, ending: &run.ending, image_sizes };
+    let input = scenarios::Input {
+        manifest: &m,
+        lines: &run.lines,
+        ending: &run.ending,
+        image_sizes,
+    };
     let report = scenarios::evaluate(&input);
-    println!("--- checks for scenario {} ({:.1} s in qemu) ---", m.name, run.elapsed);
+    println!(
+        "--- checks for scenario {} ({:.1} s in qemu) ---",
+        m.name, run.elapsed
+    );
     report.print();
     Ok(report.success())
 }
@@ -341,6 +391,14 @@ fn test_cmd(paths: &Paths) -> Result<ExitCode> {
         println!("{} {n} ({secs:.1} s)", if *ok { "ok  " } else { "FAIL" });
     }
     let failed = results.iter().filter(|r| !r.1).count();
-    println!("{} passed, {failed} failed, wall time {:.1} s", results.len() - failed, t0.elapsed().as_secs_f64());
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    println!(
+        "{} passed, {failed} failed, wall time {:.1} s",
+        results.len() - failed,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -117,14 +117,17 @@ fn yes() -> bool {
 
 impl Manifest {
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
-        let mut m: Manifest = toml::from_str(text).with_context(|| format!("parsing {}", path.display()))?;
+        let mut m: Manifest =
+            toml::from_str(text).with_context(|| format!("parsing {}", path.display()))?;
         m.path = path.to_path_buf();
-        m.validate().with_context(|| format!("invalid manifest {}", path.display()))?;
+        m.validate()
+            .with_context(|| format!("invalid manifest {}", path.display()))?;
         Ok(m)
     }
 
     pub fn load(path: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text, path)
     }
 
@@ -138,18 +141,35 @@ impl Manifest {
             ensure!(
                 !d.name.is_empty()
                     && d.name.len() <= 31
-                    && d.name.chars().all(|c| c.is_ascii_alphanumeric() || ",._+-".contains(c)),
+                    && d.name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ",._+-".contains(c)),
                 "domU name {:?} is not a valid device-tree node name",
                 d.name
             );
-            ensure!(seen.insert(d.name.clone()), "duplicate domU name {}", d.name);
-            ensure!(d.memory_mb > 0 && d.vcpus > 0, "domU {}: memory_mb and vcpus must be > 0", d.name);
+            ensure!(
+                seen.insert(d.name.clone()),
+                "duplicate domU name {}",
+                d.name
+            );
+            ensure!(
+                d.memory_mb > 0 && d.vcpus > 0,
+                "domU {}: memory_mb and vcpus must be > 0",
+                d.name
+            );
             match &d.image {
                 Image::Named(n) if n == "linux" => {}
-                Image::Named(n) => bail!("domU {}: unknown image {n:?} (use \"linux\" or {{ crate = \"...\" }})", d.name),
+                Image::Named(n) => bail!(
+                    "domU {}: unknown image {n:?} (use \"linux\" or {{ crate = \"...\" }})",
+                    d.name
+                ),
                 Image::Crate { krate } => {
                     ensure!(!krate.is_empty(), "domU {}: empty crate", d.name);
-                    ensure!(d.script.is_none(), "domU {}: `script` is only for linux guests", d.name);
+                    ensure!(
+                        d.script.is_none(),
+                        "domU {}: `script` is only for linux guests",
+                        d.name
+                    );
                 }
             }
         }
@@ -165,12 +185,18 @@ impl Manifest {
     }
 
     pub fn dom0_bootargs(&self) -> String {
-        self.dom0.bootargs.clone().unwrap_or_else(|| DEFAULT_DOM0_BOOTARGS.to_string())
+        self.dom0
+            .bootargs
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DOM0_BOOTARGS.to_string())
     }
 
     /// Domain id of a domU by name (1-based manifest order).
     pub fn domid(&self, name: &str) -> Option<u32> {
-        self.domu.iter().position(|d| d.name == name).map(|i| i as u32 + 1)
+        self.domu
+            .iter()
+            .position(|d| d.name == name)
+            .map(|i| i as u32 + 1)
     }
 
     /// Distinct crates the domUs need, in first-use order.
@@ -207,9 +233,14 @@ impl DomU {
 pub fn resolve(root: &Path, scenario: &str) -> PathBuf {
     if scenario.ends_with(".toml") || scenario.contains('/') {
         let p = PathBuf::from(scenario);
-        if p.is_absolute() { p } else { std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+        }
     } else {
-        root.join("tests/scenarios").join(format!("{scenario}.toml"))
+        root.join("tests/scenarios")
+            .join(format!("{scenario}.toml"))
     }
 }
 
@@ -265,9 +296,17 @@ enhanced = false
         assert_eq!(m.name, "hello");
         assert_eq!(m.timeout_s, 300);
         assert_eq!(m.dom0.memory_mb, 512);
-        assert_eq!(m.dom0.script.as_deref(), Some(Path::new("tests/scenarios/hello/dom0.sh")));
+        assert_eq!(
+            m.dom0.script.as_deref(),
+            Some(Path::new("tests/scenarios/hello/dom0.sh"))
+        );
         assert_eq!(m.domu.len(), 3);
-        assert_eq!(m.domu[0].image, Image::Crate { krate: "hello-domain".into() });
+        assert_eq!(
+            m.domu[0].image,
+            Image::Crate {
+                krate: "hello-domain".into()
+            }
+        );
         assert!(m.domu[0].enhanced && m.domu[0].vpl011);
         assert_eq!(m.domu[1].vcpus, 1);
         assert!(!m.domu[1].vpl011);
@@ -300,19 +339,29 @@ enhanced = false
 
     #[test]
     fn repo_manifests_parse() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .canonicalize()
+            .unwrap();
         let root = root.parent().unwrap();
         for p in all(root).unwrap() {
             let m = Manifest::load(&p).unwrap();
             if let Some(s) = &m.dom0.script {
-                assert!(root.join(s).is_file(), "{}: missing dom0 script {}", p.display(), s.display());
+                assert!(
+                    root.join(s).is_file(),
+                    "{}: missing dom0 script {}",
+                    p.display(),
+                    s.display()
+                );
             }
         }
     }
 
     #[test]
     fn override_xen_args() {
-        let t = HELLO.replace("timeout_s = 300", "timeout_s = 300\nxen_args = \"console=dtuart dom0_mem={dom0_mb}M\"");
+        let t = HELLO.replace(
+            "timeout_s = 300",
+            "timeout_s = 300\nxen_args = \"console=dtuart dom0_mem={dom0_mb}M\"",
+        );
         let m = Manifest::parse(&t, Path::new("x")).unwrap();
         assert_eq!(m.xen_args(), "console=dtuart dom0_mem=512M");
     }

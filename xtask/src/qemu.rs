@@ -42,6 +42,10 @@ pub fn machine_args(machine_extra: &str) -> Vec<String> {
         "-m",
         "2G",
         "-nographic",
+        // No default NIC: it is not needed and wants an option ROM that
+        // minimal qemu installs (no ipxe-qemu) lack.
+        "-nic",
+        "none",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -67,7 +71,9 @@ pub fn ensure_qemu() -> Result<PathBuf> {
         );
         bail!("{QEMU} missing");
     }
-    step(&format!("{QEMU} missing: installing qemu-system-arm from bookworm-backports"));
+    step(&format!(
+        "{QEMU} missing: installing qemu-system-arm from bookworm-backports"
+    ));
     let path = Path::new("/etc/apt/sources.list.d/bookworm-backports.sources");
     if !path.exists() {
         std::fs::write(path, sources)?;
@@ -75,7 +81,14 @@ pub fn ensure_qemu() -> Result<PathBuf> {
     run(Command::new("apt-get").arg("update"))?;
     run(Command::new("apt-get")
         .env("DEBIAN_FRONTEND", "noninteractive")
-        .args(["install", "-y", "--no-install-recommends", "-t", "bookworm-backports", "qemu-system-arm"]))?;
+        .args([
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "-t",
+            "bookworm-backports",
+            "qemu-system-arm",
+        ]))?;
     which(QEMU).context("qemu-system-aarch64 still missing after install")
 }
 
@@ -87,7 +100,11 @@ pub fn dump_virt_dtb(out: &Path) -> Result<Fdt> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
-    ensure!(st.status.success(), "qemu dumpdtb failed: {}", String::from_utf8_lossy(&st.stderr));
+    ensure!(
+        st.status.success(),
+        "qemu dumpdtb failed: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     Fdt::parse(&std::fs::read(out)?)
 }
 
@@ -114,7 +131,10 @@ pub struct Placer {
 
 impl Default for Placer {
     fn default() -> Self {
-        Placer { next: MODULE_BASE, modules: Vec::new() }
+        Placer {
+            next: MODULE_BASE,
+            modules: Vec::new(),
+        }
     }
 }
 
@@ -122,22 +142,39 @@ impl Placer {
     pub fn place_sized(&mut self, label: &str, path: &Path, size: u64) -> Result<(u64, u64)> {
         let addr = self.next;
         self.next = (addr + size).next_multiple_of(MODULE_ALIGN);
-        ensure!(self.next <= RAM_BASE + RAM_SIZE, "modules do not fit in guest RAM (at {label})");
-        self.modules.push(Module { label: label.into(), path: path.to_path_buf(), addr, size });
+        ensure!(
+            self.next <= RAM_BASE + RAM_SIZE,
+            "modules do not fit in guest RAM (at {label})"
+        );
+        self.modules.push(Module {
+            label: label.into(),
+            path: path.to_path_buf(),
+            addr,
+            size,
+        });
         Ok((addr, size))
     }
 
     pub fn place(&mut self, label: &str, path: &Path) -> Result<(u64, u64)> {
-        let size = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?.len();
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("{}", path.display()))?
+            .len();
         self.place_sized(label, path, size)
     }
 
     pub fn loader_args(&self) -> Result<Vec<String>> {
         let mut v = Vec::new();
         for m in &self.modules {
-            let abs = m.path.canonicalize().with_context(|| format!("{}", m.path.display()))?;
+            let abs = m
+                .path
+                .canonicalize()
+                .with_context(|| format!("{}", m.path.display()))?;
             v.push("-device".into());
-            v.push(format!("loader,file={},addr={:#x},force-raw=on", qemu_path(&abs), m.addr));
+            v.push(format!(
+                "loader,file={},addr={:#x},force-raw=on",
+                qemu_path(&abs),
+                m.addr
+            ));
         }
         Ok(v)
     }
@@ -152,7 +189,10 @@ pub struct DomUBoot {
 
 fn module_node(name: &str, kind: &str, (addr, size): (u64, u64)) -> Node {
     Node::new(format!("{name}@{addr:x}"))
-        .with("compatible", fdt::strings(&[&format!("multiboot,{kind}"), "multiboot,module"]))
+        .with(
+            "compatible",
+            fdt::strings(&[&format!("multiboot,{kind}"), "multiboot,module"]),
+        )
         .with("reg", fdt::cells64(&[addr, size]))
 }
 
@@ -211,7 +251,10 @@ pub struct Plan {
 
 impl Plan {
     pub fn command_line(&self) -> String {
-        std::iter::once(QEMU.to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+        std::iter::once(QEMU.to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -241,21 +284,42 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
         domus.push(DomUBoot { kernel, ramdisk });
     }
     let mut t = dump_virt_dtb(&dir.join("virt-gic3.dtb"))?;
-    let mode = if interactive { "xtask=interactive" } else { "xtask=check" };
-    configure_tree(&mut t, m, &format!("{} {mode}", m.dom0_bootargs()), k0, r0, &domus)?;
+    let mode = if interactive {
+        "xtask=interactive"
+    } else {
+        "xtask=check"
+    };
+    configure_tree(
+        &mut t,
+        m,
+        &format!("{} {mode}", m.dom0_bootargs()),
+        k0,
+        r0,
+        &domus,
+    )?;
     let dtb = dir.join(format!("{}.dtb", m.name));
     std::fs::write(&dtb, t.to_bytes())?;
     let mut args = machine_args("");
-    args.extend(["-no-reboot".into(), "-kernel".into(), boot.xen.display().to_string()]);
+    args.extend([
+        "-no-reboot".into(),
+        "-kernel".into(),
+        boot.xen.display().to_string(),
+    ]);
     args.extend(["-dtb".into(), dtb.display().to_string()]);
     args.extend(placer.loader_args()?);
-    Ok(Plan { args, dtb, modules: placer.modules })
+    Ok(Plan {
+        args,
+        dtb,
+        modules: placer.modules,
+    })
 }
 
 /// Runs qemu attached to the terminal (Ctrl-a x quits).
 pub fn run_interactive(plan: &Plan) -> Result<()> {
-    step("starting qemu interactively: Ctrl-a x quits, Ctrl-a c toggles the monitor; \
-          Ctrl-a three times in Xen switches console input (dom0 / Xen / domUs)");
+    step(
+        "starting qemu interactively: Ctrl-a x quits, Ctrl-a c toggles the monitor; \
+          Ctrl-a three times in Xen switches console input (dom0 / Xen / domUs)",
+    );
     let st = Command::new(QEMU).args(&plan.args).status()?;
     println!("qemu exited: {st}");
     Ok(())
@@ -289,7 +353,10 @@ fn notable(line: &str) -> Option<&'static str> {
         Some("Xen banner")
     } else if line.contains("hello[") || line.contains("=== ") {
         Some("")
-    } else if line.contains("PANIC") || line.contains("Panic on CPU") || line.contains("Kernel panic") {
+    } else if line.contains("PANIC")
+        || line.contains("Panic on CPU")
+        || line.contains("Kernel panic")
+    {
         Some("PANIC")
     } else {
         None
@@ -298,20 +365,40 @@ fn notable(line: &str) -> Option<&'static str> {
 
 /// Runs qemu headless: logs every line as `[+  12.345] text`, prints
 /// progress, stops at the done marker (+2 s), on timeout or qemu exit.
-pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, timeout: Duration) -> Result<RunLog> {
+pub fn run_check(
+    paths: &Paths,
+    plan: &Plan,
+    name: &str,
+    done_marker: &str,
+    timeout: Duration,
+) -> Result<RunLog> {
     let done_re = Regex::new(done_marker)?;
     std::fs::create_dir_all(&paths.logs)?;
     let log_path = paths.logs.join(format!("{name}.log"));
     let mut log = std::io::BufWriter::new(std::fs::File::create(&log_path)?);
     writeln!(log, "# {}", plan.command_line())?;
     for m in &plan.modules {
-        writeln!(log, "# module {:#x} {:>10} {} ({})", m.addr, m.size, m.label, m.path.display())?;
+        writeln!(
+            log,
+            "# module {:#x} {:>10} {} ({})",
+            m.addr,
+            m.size,
+            m.label,
+            m.path.display()
+        )?;
     }
-    step(&format!("running {name} headless (timeout {} s), log {}", timeout.as_secs(), log_path.display()));
+    step(&format!(
+        "running {name} headless (timeout {} s), log {}",
+        timeout.as_secs(),
+        log_path.display()
+    ));
 
     let (reader, writer) = std::io::pipe()?;
     let mut cmd = Command::new(QEMU);
-    cmd.args(&plan.args).stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer);
+    cmd.args(&plan.args)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
     let t0 = Instant::now();
     let mut child = cmd.spawn().context("starting qemu")?;
     drop(cmd); // close our copies of the pipe's write end
@@ -327,7 +414,9 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
                     pending.extend_from_slice(&buf[..n]);
                     while let Some(i) = pending.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=i).collect();
-                        let s = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                        let s = String::from_utf8_lossy(&line)
+                            .trim_end_matches(['\r', '\n'])
+                            .to_string();
                         if tx.send(Msg::Line(Instant::now(), s)).is_err() {
                             return;
                         }
@@ -336,7 +425,9 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
             }
         }
         if !pending.is_empty() {
-            let s = String::from_utf8_lossy(&pending).trim_end_matches(['\r', '\n']).to_string();
+            let s = String::from_utf8_lossy(&pending)
+                .trim_end_matches(['\r', '\n'])
+                .to_string();
             let _ = tx.send(Msg::Line(Instant::now(), s));
         }
         let _ = tx.send(Msg::Eof);
@@ -379,7 +470,11 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
                 if ending.is_none() && done_re.is_match(&s) {
                     ending = Some(Ending::DoneMarker);
                     deadline = deadline.min(Instant::now() + FLUSH_AFTER_DONE);
-                    writeln!(log, "[+{:8.3}] ### DONE MARKER matched", t0.elapsed().as_secs_f64())?;
+                    writeln!(
+                        log,
+                        "[+{:8.3}] ### DONE MARKER matched",
+                        t0.elapsed().as_secs_f64()
+                    )?;
                 }
                 lines.push((ts, s));
             }
@@ -388,7 +483,11 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
                 if ending.is_none() {
                     ending = Some(Ending::QemuExited(st.code()));
                 }
-                writeln!(log, "[+{:8.3}] ### QEMU EXITED {st}", t0.elapsed().as_secs_f64())?;
+                writeln!(
+                    log,
+                    "[+{:8.3}] ### QEMU EXITED {st}",
+                    t0.elapsed().as_secs_f64()
+                )?;
                 break;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -399,7 +498,12 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
     }
     let ending = ending.unwrap_or(Ending::Timeout);
     if ending == Ending::Timeout {
-        writeln!(log, "[+{:8.3}] ### TIMEOUT after {} s", t0.elapsed().as_secs_f64(), timeout.as_secs())?;
+        writeln!(
+            log,
+            "[+{:8.3}] ### TIMEOUT after {} s",
+            t0.elapsed().as_secs_f64(),
+            timeout.as_secs()
+        )?;
     }
     if child.try_wait()?.is_none() {
         child.kill().ok();
@@ -410,10 +514,21 @@ pub fn run_check(paths: &Paths, plan: &Plan, name: &str, done_marker: &str, time
     let elapsed = t0.elapsed().as_secs_f64();
     log.flush()?;
     drop(log);
-    let dated = paths.logs.join(format!("{name}-{}.log", crate::util::utc_stamp()));
+    let dated = paths
+        .logs
+        .join(format!("{name}-{}.log", crate::util::utc_stamp()));
     std::fs::copy(&log_path, &dated)?;
-    step(&format!("qemu stopped after {elapsed:.1} s ({ending:?}); log {} (copy {})", log_path.display(), dated.display()));
-    Ok(RunLog { lines, ending, elapsed, log_path })
+    step(&format!(
+        "qemu stopped after {elapsed:.1} s ({ending:?}); log {} (copy {})",
+        log_path.display(),
+        dated.display()
+    ));
+    Ok(RunLog {
+        lines,
+        ending,
+        elapsed,
+        log_path,
+    })
 }
 
 /// Reads a timestamped log back (`[+  12.345] text`).
@@ -460,10 +575,22 @@ enhanced = false
     #[test]
     fn placement_is_2mib_aligned() {
         let mut p = Placer::default();
-        assert_eq!(p.place_sized("a", Path::new("a"), 0x23e_a7c0).unwrap(), (0x4900_0000, 0x23e_a7c0));
-        assert_eq!(p.place_sized("b", Path::new("b"), 0x46_238a).unwrap().0, 0x4b40_0000);
-        assert_eq!(p.place_sized("c", Path::new("c"), 0x20_0000).unwrap().0, 0x4ba0_0000);
-        assert_eq!(p.place_sized("d", Path::new("d"), 1).unwrap().0, 0x4bc0_0000);
+        assert_eq!(
+            p.place_sized("a", Path::new("a"), 0x23e_a7c0).unwrap(),
+            (0x4900_0000, 0x23e_a7c0)
+        );
+        assert_eq!(
+            p.place_sized("b", Path::new("b"), 0x46_238a).unwrap().0,
+            0x4b40_0000
+        );
+        assert_eq!(
+            p.place_sized("c", Path::new("c"), 0x20_0000).unwrap().0,
+            0x4ba0_0000
+        );
+        assert_eq!(
+            p.place_sized("d", Path::new("d"), 1).unwrap().0,
+            0x4bc0_0000
+        );
         assert!(p.place_sized("huge", Path::new("e"), 4 << 30).is_err());
     }
 
@@ -477,13 +604,29 @@ enhanced = false
                 .with("#address-cells", fdt::cells(&[2]))
                 .with("compatible", fdt::string("linux,dummy-virt")),
         };
-        t.root.children.push(Node::new("chosen").with("stdout-path", fdt::string("/pl011@9000000")));
+        t.root
+            .children
+            .push(Node::new("chosen").with("stdout-path", fdt::string("/pl011@9000000")));
         t.root.children.push(Node::new("pl061@9030000"));
         let domus = vec![
-            DomUBoot { kernel: (0x4ba0_0000, 0x2258), ramdisk: None },
-            DomUBoot { kernel: (0x4bc0_0000, 0x23e_a7c0), ramdisk: Some((0x4e00_0000, 0x10_55b8)) },
+            DomUBoot {
+                kernel: (0x4ba0_0000, 0x2258),
+                ramdisk: None,
+            },
+            DomUBoot {
+                kernel: (0x4bc0_0000, 0x23e_a7c0),
+                ramdisk: Some((0x4e00_0000, 0x10_55b8)),
+            },
         ];
-        configure_tree(&mut t, &m, "console=hvc0", (0x4900_0000, 0x23e_a7c0), (0x4b40_0000, 0x46_238a), &domus).unwrap();
+        configure_tree(
+            &mut t,
+            &m,
+            "console=hvc0",
+            (0x4900_0000, 0x23e_a7c0),
+            (0x4b40_0000, 0x46_238a),
+            &domus,
+        )
+        .unwrap();
         let back = Fdt::parse(&t.to_bytes()).unwrap();
         let c = back.node("/chosen").unwrap();
         assert_eq!(c.prop("stdout-path").unwrap(), b"/pl011@9000000\0");
@@ -491,13 +634,30 @@ enhanced = false
         assert!(xen_args[0].contains("xsm=dummy") && xen_args[0].contains("dom0_mem=512M"));
         assert_eq!(c.prop("xen,dom0-bootargs").unwrap(), b"console=hvc0\0");
         let k = back.node("/chosen/dom0-kernel@49000000").unwrap();
-        assert_eq!(fdt::decode_strings(k.prop("compatible").unwrap()), ["multiboot,kernel", "multiboot,module"]);
-        assert_eq!(fdt::decode_cells(k.prop("reg").unwrap()), [0, 0x4900_0000, 0, 0x23e_a7c0]);
+        assert_eq!(
+            fdt::decode_strings(k.prop("compatible").unwrap()),
+            ["multiboot,kernel", "multiboot,module"]
+        );
+        assert_eq!(
+            fdt::decode_cells(k.prop("reg").unwrap()),
+            [0, 0x4900_0000, 0, 0x23e_a7c0]
+        );
         let r = back.node("/chosen/dom0-ramdisk@4b400000").unwrap();
-        assert_eq!(fdt::decode_strings(r.prop("compatible").unwrap()), ["multiboot,ramdisk", "multiboot,module"]);
+        assert_eq!(
+            fdt::decode_strings(r.prop("compatible").unwrap()),
+            ["multiboot,ramdisk", "multiboot,module"]
+        );
         // domU order = manifest order = domid order.
         let names: Vec<&str> = c.children.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["dom0-kernel@49000000", "dom0-ramdisk@4b400000", "hello-a", "lx"]);
+        assert_eq!(
+            names,
+            [
+                "dom0-kernel@49000000",
+                "dom0-ramdisk@4b400000",
+                "hello-a",
+                "lx"
+            ]
+        );
         let a = back.node("/chosen/hello-a").unwrap();
         assert_eq!(a.prop("compatible").unwrap(), b"xen,domain\0");
         assert_eq!(fdt::decode_cells(a.prop("memory").unwrap()), [0, 16 * 1024]);
@@ -508,14 +668,29 @@ enhanced = false
         assert_eq!(am.prop("bootargs").unwrap(), b"role=server peer=2\0");
         let lx = back.node("/chosen/lx").unwrap();
         assert!(lx.prop("vpl011").is_none() && lx.prop("xen,enhanced").is_none());
-        assert!(lx.child("module@4bc00000").unwrap().prop("bootargs").unwrap().starts_with(b"console=ttyAMA0"));
+        assert!(
+            lx.child("module@4bc00000")
+                .unwrap()
+                .prop("bootargs")
+                .unwrap()
+                .starts_with(b"console=ttyAMA0")
+        );
         assert!(lx.child("module@4e000000").is_some());
-        assert_eq!(back.node("/pl061@9030000").unwrap().prop("status").unwrap(), b"disabled\0");
+        assert_eq!(
+            back.node("/pl061@9030000").unwrap().prop("status").unwrap(),
+            b"disabled\0"
+        );
     }
 
     #[test]
     fn log_parsing() {
         let l = parse_log("# cmd\n[+   0.379] (XEN) Xen version 4.20\n[+  12.000] x] y\n");
-        assert_eq!(l, vec![(0.379, "(XEN) Xen version 4.20".to_string()), (12.0, "x] y".to_string())]);
+        assert_eq!(
+            l,
+            vec![
+                (0.379, "(XEN) Xen version 4.20".to_string()),
+                (12.0, "x] y".to_string())
+            ]
+        );
     }
 }

@@ -24,11 +24,17 @@ impl Paths {
             Some(r) => PathBuf::from(r),
             None => {
                 let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-                let dir = manifest_dir.canonicalize().unwrap_or_else(|_| manifest_dir.to_path_buf());
-                dir.parent().context("xtask has no parent directory")?.to_path_buf()
+                let dir = manifest_dir
+                    .canonicalize()
+                    .unwrap_or_else(|_| manifest_dir.to_path_buf());
+                dir.parent()
+                    .context("xtask has no parent directory")?
+                    .to_path_buf()
             }
         };
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
         Ok(Paths {
             world: target.join("xen-world"),
             images: target.join("images"),
@@ -112,21 +118,32 @@ pub fn utc_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// Whether we run as root (uid 0), from /proc/self/status.
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
 /// Finds an executable in PATH.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]

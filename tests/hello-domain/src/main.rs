@@ -22,8 +22,8 @@ use core::time::Duration;
 use xen_rt::hypercall::{DomId, EvtchnPort, GrantRef};
 use xen_rt::mem::OwnedPage;
 use xen_rt::proto::xenstore::{Access, Perm};
-use xen_rt::time::{ms_since_creation, Instant};
-use xen_rt::{println, Runtime};
+use xen_rt::time::{Instant, ms_since_creation};
+use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
 
@@ -61,7 +61,11 @@ fn main(rt: &mut Runtime) {
         Some("client") => Role::Client,
         _ => Role::Server,
     };
-    let peer = rt.dt.bootarg("peer").and_then(|p| p.parse::<u16>().ok()).map(DomId);
+    let peer = rt
+        .dt
+        .bootarg("peer")
+        .and_then(|p| p.parse::<u16>().ok())
+        .map(DomId);
     let (major, minor) = rt.xen_version();
     say!(
         role,
@@ -69,7 +73,7 @@ fn main(rt: &mut Runtime) {
         xen_rt::VERSION,
         major,
         minor,
-        rt.dt.bootarg("image_bytes").unwrap_or("?"),
+        rt.image_bytes(),
         ms_since_creation()
     );
     let Some(peer) = peer else {
@@ -84,17 +88,35 @@ fn main(rt: &mut Runtime) {
 }
 
 fn run(rt: &mut Runtime, role: Role, peer: DomId) -> Result<(), String> {
-    let mut store = rt.store().map_err(|e| format!("xenstore connect: {:?}", e))?;
-    let domid = store.read_string("domid").map_err(|e| format!("read domid: {:?}", e))?;
-    let name = store.read_string("name").map_err(|e| format!("read name: {:?}", e))?;
-    say!(role, "xenstore ready domid={} name={} t_ms={}", domid, name, ms_since_creation());
-    let me: u16 = domid.parse().map_err(|_| format!("domid {:?} is not a number", domid))?;
+    let mut store = rt
+        .store()
+        .map_err(|e| format!("xenstore connect: {:?}", e))?;
+    let domid = store
+        .read_string("domid")
+        .map_err(|e| format!("read domid: {:?}", e))?;
+    let name = store
+        .read_string("name")
+        .map_err(|e| format!("read name: {:?}", e))?;
+    say!(
+        role,
+        "xenstore ready domid={} name={} t_ms={}",
+        domid,
+        name,
+        ms_since_creation()
+    );
+    let me: u16 = domid
+        .parse()
+        .map_err(|_| format!("domid {:?} is not a number", domid))?;
 
     // Watch: register, consume the initial event, tell dom0 we are
     // watching, then wait for dom0's write.
     let poke = "data/hello/poke";
-    store.watch(poke, "poke").map_err(|e| format!("watch: {:?}", e))?;
-    store.write("data/hello/watching", b"1").map_err(|e| format!("write watching: {:?}", e))?;
+    store
+        .watch(poke, "poke")
+        .map_err(|e| format!("watch: {:?}", e))?;
+    store
+        .write("data/hello/watching", b"1")
+        .map_err(|e| format!("write watching: {:?}", e))?;
     let deadline = Instant::now().after(LONG);
     loop {
         let (path, token) = store
@@ -103,15 +125,16 @@ fn run(rt: &mut Runtime, role: Role, peer: DomId) -> Result<(), String> {
         if token != "poke" {
             continue;
         }
-        if let Ok(value) = store.read_string(&path) {
-            if !value.is_empty() {
-                say!(role, "watch fired path={} value={}", path, value);
-                break;
-            }
+        if let Ok(value) = store.read_string(&path)
+            && !value.is_empty()
+        {
+            say!(role, "watch fired path={} value={}", path, value);
+            break;
         }
     }
-    store.unwatch(poke, "poke").map_err(|e| format!("unwatch: {:?}", e))?;
-    drop(store);
+    store
+        .unwatch(poke, "poke")
+        .map_err(|e| format!("unwatch: {:?}", e))?;
 
     match role {
         Role::Server => server(rt, DomId(me), peer),
@@ -122,8 +145,14 @@ fn run(rt: &mut Runtime, role: Role, peer: DomId) -> Result<(), String> {
 fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
     let role = Role::Server;
     let page = OwnedPage::new().map_err(|e| format!("page: {:?}", e))?;
-    let granted = rt.grants.grant(page, peer, false).map_err(|(_, e)| format!("grant: {:?}", e))?;
-    let port = rt.events.alloc_unbound(peer).map_err(|e| format!("alloc_unbound: {:?}", e))?;
+    let granted = rt
+        .grants
+        .grant(page, peer, false)
+        .map_err(|(_, e)| format!("grant: {:?}", e))?;
+    let port = rt
+        .events
+        .alloc_unbound(peer)
+        .map_err(|e| format!("alloc_unbound: {:?}", e))?;
     if let Some(view) = granted.shared() {
         let _ = view.copy_in(0, MAGIC);
         let _ = view.copy_in(8, &me.0.to_le_bytes());
@@ -132,18 +161,35 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
     {
         let mut store = rt.store().map_err(|e| format!("xenstore: {:?}", e))?;
         let dir = "data/hello/channel";
-        let perms = [Perm { domid: me.0, access: Access::None }, Perm { domid: peer.0, access: Access::Read }];
+        let perms = [
+            Perm {
+                domid: me.0,
+                access: Access::None,
+            },
+            Perm {
+                domid: peer.0,
+                access: Access::Read,
+            },
+        ];
         store
             .transaction(|tx| {
                 tx.mkdir(dir)?;
-                tx.write("data/hello/channel/ring-ref", format!("{}", gref.0).as_bytes())?;
-                tx.write("data/hello/channel/event-channel", format!("{}", port.0).as_bytes())?;
+                tx.write(
+                    "data/hello/channel/ring-ref",
+                    format!("{}", gref.0).as_bytes(),
+                )?;
+                tx.write(
+                    "data/hello/channel/event-channel",
+                    format!("{}", port.0).as_bytes(),
+                )?;
                 tx.set_perms(dir, &perms)?;
                 tx.set_perms("data/hello/channel/ring-ref", &perms)?;
                 tx.set_perms("data/hello/channel/event-channel", &perms)
             })
             .map_err(|e| format!("publish: {:?}", e))?;
-        let got = store.get_perms(dir).map_err(|e| format!("get_perms: {:?}", e))?;
+        let got = store
+            .get_perms(dir)
+            .map_err(|e| format!("get_perms: {:?}", e))?;
         if got.as_slice() != perms.as_slice() {
             return Err(format!("permissions read back differ: {:?}", got));
         }
@@ -152,8 +198,12 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
 
     // Ping-pong: answer each of the client's notifications.
     for _ in 0..ROUND_TRIPS {
-        rt.events.wait(port, Some(Instant::now().after(LONG))).map_err(|e| format!("ping wait: {:?}", e))?;
-        rt.events.notify(port).map_err(|e| format!("pong: {:?}", e))?;
+        rt.events
+            .wait(port, Some(Instant::now().after(LONG)))
+            .map_err(|e| format!("ping wait: {:?}", e))?;
+        rt.events
+            .notify(port)
+            .map_err(|e| format!("pong: {:?}", e))?;
     }
 
     // Payload: fill a chunk, notify, wait for the client's ack.
@@ -163,16 +213,28 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
         fill_chunk(i as u32, &mut chunk);
         hash.update(&chunk);
         if let Some(view) = granted.shared() {
-            view.copy_in(0, &chunk).map_err(|e| format!("fill: {:?}", e))?;
+            view.copy_in(0, &chunk)
+                .map_err(|e| format!("fill: {:?}", e))?;
         }
-        rt.events.notify(port).map_err(|e| format!("notify: {:?}", e))?;
-        rt.events.wait(port, Some(Instant::now().after(LONG))).map_err(|e| format!("ack wait: {:?}", e))?;
+        rt.events
+            .notify(port)
+            .map_err(|e| format!("notify: {:?}", e))?;
+        rt.events
+            .wait(port, Some(Instant::now().after(LONG)))
+            .map_err(|e| format!("ack wait: {:?}", e))?;
     }
-    say!(role, "payload sent bytes={} fnv={:#018x}", PAYLOAD_BYTES, hash.0);
+    say!(
+        role,
+        "payload sent bytes={} fnv={:#018x}",
+        PAYLOAD_BYTES,
+        hash.0
+    );
 
     // The client unmaps and then notifies once more; only then can access
     // end.
-    rt.events.wait(port, Some(Instant::now().after(LONG))).map_err(|e| format!("final wait: {:?}", e))?;
+    rt.events
+        .wait(port, Some(Instant::now().after(LONG)))
+        .map_err(|e| format!("final wait: {:?}", e))?;
     let mut granted = granted;
     let deadline = Instant::now().after(Duration::from_secs(10));
     let page = loop {
@@ -190,7 +252,9 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
         }
     };
     drop(page);
-    rt.events.close(port).map_err(|e| format!("close: {:?}", e))?;
+    rt.events
+        .close(port)
+        .map_err(|e| format!("close: {:?}", e))?;
     say!(role, "grant ended and channel closed");
     Ok(())
 }
@@ -201,7 +265,9 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
     let (gref, remote_port) = {
         let mut store = rt.store().map_err(|e| format!("xenstore: {:?}", e))?;
         let ev_path = format!("{}/event-channel", base);
-        store.watch(&ev_path, "channel").map_err(|e| format!("watch channel: {:?}", e))?;
+        store
+            .watch(&ev_path, "channel")
+            .map_err(|e| format!("watch channel: {:?}", e))?;
         let deadline = Instant::now().after(LONG);
         let port = loop {
             if let Ok(p) = store.read_u32(&ev_path) {
@@ -212,7 +278,9 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
                 .map_err(|e| format!("waiting for the server: {:?}", e))?;
         };
         let _ = store.unwatch(&ev_path, "channel");
-        let gref = store.read_u32(&format!("{}/ring-ref", base)).map_err(|e| format!("ring-ref: {:?}", e))?;
+        let gref = store
+            .read_u32(&format!("{}/ring-ref", base))
+            .map_err(|e| format!("ring-ref: {:?}", e))?;
         (GrantRef(gref), EvtchnPort(port))
     };
     let mapped = rt
@@ -228,40 +296,79 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
         let _ = page.copy_out(0, &mut magic);
     }
     let magic_ok = &magic[..8] == MAGIC && u16::from_le_bytes([magic[8], magic[9]]) == peer.0;
-    say!(role, "mapped gref={} port={} magic={}", gref.0, remote_port.0, if magic_ok { "ok" } else { "BAD" });
+    say!(
+        role,
+        "mapped gref={} port={} magic={}",
+        gref.0,
+        remote_port.0,
+        if magic_ok { "ok" } else { "BAD" }
+    );
 
     let mut min = u64::MAX;
     let mut max = 0u64;
     let start = Instant::now();
     for _ in 0..ROUND_TRIPS {
         let t0 = Instant::now();
-        rt.events.notify(port).map_err(|e| format!("ping: {:?}", e))?;
-        rt.events.wait(port, Some(Instant::now().after(LONG))).map_err(|e| format!("pong wait: {:?}", e))?;
+        rt.events
+            .notify(port)
+            .map_err(|e| format!("ping: {:?}", e))?;
+        rt.events
+            .wait(port, Some(Instant::now().after(LONG)))
+            .map_err(|e| format!("pong wait: {:?}", e))?;
         let ns = t0.elapsed().as_nanos() as u64;
         min = min.min(ns);
         max = max.max(ns);
     }
     let avg = start.elapsed().as_nanos() as u64 / ROUND_TRIPS as u64;
-    say!(role, "events n={} rtt_avg_ns={} rtt_min_ns={} rtt_max_ns={}", ROUND_TRIPS, avg, min, max);
+    say!(
+        role,
+        "events n={} rtt_avg_ns={} rtt_min_ns={} rtt_max_ns={}",
+        ROUND_TRIPS,
+        avg,
+        min,
+        max
+    );
 
     let mut hash = Fnv::new();
     let mut buf = alloc::vec![0u8; CHUNK];
     let started = Instant::now();
     for _ in 0..(PAYLOAD_BYTES / CHUNK) {
-        rt.events.wait(port, Some(Instant::now().after(LONG))).map_err(|e| format!("chunk wait: {:?}", e))?;
-        xen_rt::gnttab::copy_from(peer, gref, 0, &mut buf).map_err(|e| format!("grant copy: {:?}", e))?;
+        rt.events
+            .wait(port, Some(Instant::now().after(LONG)))
+            .map_err(|e| format!("chunk wait: {:?}", e))?;
+        xen_rt::gnttab::copy_from(peer, gref, 0, &mut buf)
+            .map_err(|e| format!("grant copy: {:?}", e))?;
         hash.update(&buf);
-        rt.events.notify(port).map_err(|e| format!("ack: {:?}", e))?;
+        rt.events
+            .notify(port)
+            .map_err(|e| format!("ack: {:?}", e))?;
     }
     let ms = started.elapsed().as_millis();
-    say!(role, "payload received bytes={} fnv={:#018x} ms={}", PAYLOAD_BYTES, hash.0, ms);
+    say!(
+        role,
+        "payload received bytes={} fnv={:#018x} ms={}",
+        PAYLOAD_BYTES,
+        hash.0,
+        ms
+    );
 
-    rt.grants.unmap(&mut rt.foreign, mapped).map_err(|(_, e)| format!("unmap: {:?}", e))?;
-    rt.events.notify(port).map_err(|e| format!("final notify: {:?}", e))?;
-    rt.events.close(port).map_err(|e| format!("close: {:?}", e))?;
+    rt.grants
+        .unmap(&mut rt.foreign, mapped)
+        .map_err(|(_, e)| format!("unmap: {:?}", e))?;
+    rt.events
+        .notify(port)
+        .map_err(|e| format!("final notify: {:?}", e))?;
+    rt.events
+        .close(port)
+        .map_err(|e| format!("close: {:?}", e))?;
     let mut store = rt.store().map_err(|e| format!("xenstore: {:?}", e))?;
-    let result = format!("events={} rtt_avg_ns={} fnv={:#018x}", ROUND_TRIPS, avg, hash.0);
-    store.write("data/hello/result", result.as_bytes()).map_err(|e| format!("write result: {:?}", e))?;
+    let result = format!(
+        "events={} rtt_avg_ns={} fnv={:#018x}",
+        ROUND_TRIPS, avg, hash.0
+    );
+    store
+        .write("data/hello/result", result.as_bytes())
+        .map_err(|e| format!("write result: {:?}", e))?;
     Ok(())
 }
 

@@ -40,26 +40,39 @@ impl DeviceTreeInfo {
         if let Some(hv) = fdt.find_compatible(&["xen,xen"]) {
             if let Some(mut regs) = hv.reg() {
                 if let Some(first) = regs.next() {
-                    info.grant_table = Some((first.starting_address as u64, first.size.unwrap_or(0) as u64));
+                    info.grant_table = Some((
+                        first.starting_address as u64,
+                        first.size.unwrap_or(0) as u64,
+                    ));
                 }
                 for r in regs {
-                    let _ = info.extended.push((r.starting_address as u64, r.size.unwrap_or(0) as u64));
+                    let _ = info
+                        .extended
+                        .push((r.starting_address as u64, r.size.unwrap_or(0) as u64));
                 }
             }
-            info.event_intid = hv.property("interrupts").and_then(|p| gic_intid(p.value, 0));
+            info.event_intid = hv
+                .property("interrupts")
+                .and_then(|p| gic_intid(p.value, 0));
         }
         if let Some(timer) = fdt.find_compatible(&["arm,armv8-timer", "arm,armv7-timer"]) {
             // Secure physical, non-secure physical, virtual, hypervisor.
-            info.timer_intid = timer.property("interrupts").and_then(|p| gic_intid(p.value, 2));
+            info.timer_intid = timer
+                .property("interrupts")
+                .and_then(|p| gic_intid(p.value, 2));
         }
-        if let Some(gic) = fdt.find_compatible(&["arm,gic-v3"]) {
-            if let Some(mut regs) = gic.reg() {
-                info.gicd = regs.next().map(|r| r.starting_address as u64);
-                info.gicr = regs.next().map(|r| r.starting_address as u64);
-            }
+        if let Some(mut regs) = fdt
+            .find_compatible(&["arm,gic-v3"])
+            .and_then(|gic| gic.reg())
+        {
+            info.gicd = regs.next().map(|r| r.starting_address as u64);
+            info.gicr = regs.next().map(|r| r.starting_address as u64);
         }
         if let Some(uart) = fdt.find_compatible(&["arm,sbsa-uart", "arm,pl011"]) {
-            info.uart = uart.reg().and_then(|mut r| r.next()).map(|r| r.starting_address as u64);
+            info.uart = uart
+                .reg()
+                .and_then(|mut r| r.next())
+                .map(|r| r.starting_address as u64);
         }
         if let Some(args) = fdt.chosen().bootargs() {
             let _ = info.bootargs.push_str(&args[..args.len().min(256)]);

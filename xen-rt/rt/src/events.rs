@@ -44,16 +44,29 @@ pub struct Events {
 
 const PENDING_OFFSET: usize = core::mem::offset_of!(hc::abi::SharedInfo, evtchn_pending);
 const MASK_OFFSET: usize = core::mem::offset_of!(hc::abi::SharedInfo, evtchn_mask);
-const UPCALL_PENDING_OFFSET: usize = core::mem::offset_of!(hc::abi::VcpuInfo, evtchn_upcall_pending);
+const UPCALL_PENDING_OFFSET: usize =
+    core::mem::offset_of!(hc::abi::VcpuInfo, evtchn_upcall_pending);
 const PENDING_SEL_OFFSET: usize = core::mem::offset_of!(hc::abi::VcpuInfo, evtchn_pending_sel);
 
 impl Events {
-    pub(crate) fn new(shared_info: SharedPage, gic: arch::gic::Gic, event_intid: u32, timer_intid: Option<u32>) -> Self {
+    pub(crate) fn new(
+        shared_info: SharedPage,
+        gic: arch::gic::Gic,
+        event_intid: u32,
+        timer_intid: Option<u32>,
+    ) -> Self {
         gic.enable_ppi(event_intid);
         if let Some(t) = timer_intid {
             gic.enable_ppi(t);
         }
-        Self { shared_info, gic, event_intid, timer_intid, fired: [0; 64], wakeups: 0 }
+        Self {
+            shared_info,
+            gic,
+            event_intid,
+            timer_intid,
+            fired: [0; 64],
+            wakeups: 0,
+        }
     }
 
     fn check_port(port: EvtchnPort) -> Result<(usize, u64), EventError> {
@@ -71,7 +84,11 @@ impl Events {
     }
 
     /// Binds to `remote_port` of `remote`; the local port starts unmasked.
-    pub fn bind_interdomain(&mut self, remote: DomId, remote_port: EvtchnPort) -> Result<EvtchnPort, EventError> {
+    pub fn bind_interdomain(
+        &mut self,
+        remote: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, EventError> {
         Self::check_port(remote_port)?;
         let port = hc::evtchn_bind_interdomain(remote, remote_port)?;
         self.unmask(port)?;
@@ -89,7 +106,10 @@ impl Events {
     pub fn mask(&mut self, port: EvtchnPort) -> Result<(), EventError> {
         let (word, bit) = Self::check_port(port)?;
         let off = MASK_OFFSET + word * 8;
-        let old = self.shared_info.load_u64(off, Ordering::Acquire).unwrap_or(0);
+        let old = self
+            .shared_info
+            .load_u64(off, Ordering::Acquire)
+            .unwrap_or(0);
         // The mask word is written by us only (Xen reads it), so a plain
         // read-modify-write of the bit through the atomic view is enough.
         let _ = self.shared_info.swap_u64(off, old | bit, Ordering::AcqRel);
@@ -114,13 +134,19 @@ impl Events {
         let si = &self.shared_info;
         let _ = si.write_u8(UPCALL_PENDING_OFFSET, 0);
         arch::memory_barrier();
-        let sel = si.swap_u64(PENDING_SEL_OFFSET, 0, Ordering::AcqRel).unwrap_or(0);
+        let sel = si
+            .swap_u64(PENDING_SEL_OFFSET, 0, Ordering::AcqRel)
+            .unwrap_or(0);
         let mut words = sel;
         while words != 0 {
             let w = words.trailing_zeros() as usize;
             words &= words - 1;
-            let pending = si.load_u64(PENDING_OFFSET + w * 8, Ordering::Acquire).unwrap_or(0);
-            let mask = si.load_u64(MASK_OFFSET + w * 8, Ordering::Acquire).unwrap_or(0);
+            let pending = si
+                .load_u64(PENDING_OFFSET + w * 8, Ordering::Acquire)
+                .unwrap_or(0);
+            let mask = si
+                .load_u64(MASK_OFFSET + w * 8, Ordering::Acquire)
+                .unwrap_or(0);
             let ready = pending & !mask;
             if ready != 0 {
                 let _ = si.fetch_and_u64(PENDING_OFFSET + w * 8, !ready, Ordering::AcqRel);
@@ -131,7 +157,9 @@ impl Events {
 
     /// True (once) if `port` fired since the last take.
     pub fn take(&mut self, port: EvtchnPort) -> bool {
-        let Ok((word, bit)) = Self::check_port(port) else { return false };
+        let Ok((word, bit)) = Self::check_port(port) else {
+            return false;
+        };
         if self.fired[word] & bit == 0 {
             self.collect();
         }
@@ -148,13 +176,21 @@ impl Events {
                 return Ok(());
             }
             if !self.sleep(deadline) {
-                return if self.take(port) { Ok(()) } else { Err(EventError::TimedOut) };
+                return if self.take(port) {
+                    Ok(())
+                } else {
+                    Err(EventError::TimedOut)
+                };
             }
         }
     }
 
     /// Waits until any of `ports` fires (returning it) or `deadline` passes.
-    pub fn wait_any(&mut self, ports: &[EvtchnPort], deadline: Option<Instant>) -> Result<EvtchnPort, EventError> {
+    pub fn wait_any(
+        &mut self,
+        ports: &[EvtchnPort],
+        deadline: Option<Instant>,
+    ) -> Result<EvtchnPort, EventError> {
         loop {
             for &p in ports {
                 if self.take(p) {

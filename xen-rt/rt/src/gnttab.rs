@@ -65,7 +65,11 @@ pub struct GrantTable {
 impl GrantTable {
     /// Maps the first frame at the device tree's grant-table region.
     pub(crate) fn new(frame_base: usize) -> Result<Self, GrantError> {
-        let mut table = Self { frames: heapless::Vec::new(), frame_base, free: Vec::new() };
+        let mut table = Self {
+            frames: heapless::Vec::new(),
+            frame_base,
+            free: Vec::new(),
+        };
         table.grow()?;
         Ok(table)
     }
@@ -77,7 +81,11 @@ impl GrantTable {
         }
         let slot = self.frame_base + idx * mem::PAGE_SIZE;
         let page = mem::map_xen_page(hc::MapSpace::GrantTable, idx as u64, slot)?;
-        let first = if idx == 0 { RESERVED_ENTRIES } else { idx as u32 * ENTRIES_PER_FRAME };
+        let first = if idx == 0 {
+            RESERVED_ENTRIES
+        } else {
+            idx as u32 * ENTRIES_PER_FRAME
+        };
         let end = (idx as u32 + 1) * ENTRIES_PER_FRAME;
         self.free.extend((first..end).rev());
         let _ = self.frames.push(page);
@@ -97,7 +105,12 @@ impl GrantTable {
     }
 
     /// Grants `peer` access to `page`.
-    pub fn grant(&mut self, page: OwnedPage, peer: DomId, readonly: bool) -> Result<GrantedPage, (OwnedPage, GrantError)> {
+    pub fn grant(
+        &mut self,
+        page: OwnedPage,
+        peer: DomId,
+        readonly: bool,
+    ) -> Result<GrantedPage, (OwnedPage, GrantError)> {
         let gref = match self.alloc_ref() {
             Ok(r) => r,
             Err(e) => return Err((page, e)),
@@ -109,24 +122,39 @@ impl GrantTable {
         // Fill domid and frame first; the flags store (Release) publishes
         // the entry to Xen.
         let ok = frame.store_u16(off + 2, peer.0, Ordering::Relaxed).is_ok()
-            && frame.store_u32(off + 4, frame_number, Ordering::Relaxed).is_ok()
             && frame
-                .store_u16(off, GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 }, Ordering::Release)
+                .store_u32(off + 4, frame_number, Ordering::Relaxed)
+                .is_ok()
+            && frame
+                .store_u16(
+                    off,
+                    GTF_PERMIT_ACCESS | if readonly { GTF_READONLY } else { 0 },
+                    Ordering::Release,
+                )
                 .is_ok();
         if !ok {
             return Err((page, GrantError::TableFull));
         }
-        Ok(GrantedPage { page: Some(page), gref: GrantRef(gref), peer })
+        Ok(GrantedPage {
+            page: Some(page),
+            gref: GrantRef(gref),
+            peer,
+        })
     }
 
     /// Ends the peer's access and gives the page back, or gives the grant
     /// back if the peer still uses it.
-    pub fn end_access(&mut self, mut granted: GrantedPage) -> Result<OwnedPage, (GrantedPage, GrantError)> {
+    pub fn end_access(
+        &mut self,
+        mut granted: GrantedPage,
+    ) -> Result<OwnedPage, (GrantedPage, GrantError)> {
         let gref = granted.gref.0;
         let Some((frame, off)) = self.entry(gref) else {
             return Err((granted, GrantError::Status(hc::GrantStatus::BadGntref)));
         };
-        let flags = frame.load_u16(off, Ordering::Acquire).unwrap_or(GTF_READING);
+        let flags = frame
+            .load_u16(off, Ordering::Acquire)
+            .unwrap_or(GTF_READING);
         if flags & (GTF_READING | GTF_WRITING) != 0 {
             return Err((granted, GrantError::StillInUse));
         }
@@ -153,7 +181,12 @@ impl GrantTable {
     ) -> Result<MappedGrant, GrantError> {
         let slot = space.take()?;
         match mem::map_grant(peer, gref, slot, readonly) {
-            Ok((page, handle)) => Ok(MappedGrant { page: Some(page), handle, peer, gref }),
+            Ok((page, handle)) => Ok(MappedGrant {
+                page: Some(page),
+                handle,
+                peer,
+                gref,
+            }),
             Err(e) => {
                 space.give_back(slot);
                 Err(e.into())
@@ -162,8 +195,14 @@ impl GrantTable {
     }
 
     /// Unmaps a grant mapped by [`GrantTable::map`].
-    pub fn unmap(&mut self, space: &mut ForeignSpace, mut mapped: MappedGrant) -> Result<(), (MappedGrant, GrantError)> {
-        let Some(page) = mapped.page.take() else { return Ok(()) };
+    pub fn unmap(
+        &mut self,
+        space: &mut ForeignSpace,
+        mut mapped: MappedGrant,
+    ) -> Result<(), (MappedGrant, GrantError)> {
+        let Some(page) = mapped.page.take() else {
+            return Ok(());
+        };
         match mem::unmap_grant(page, mapped.handle) {
             Ok(slot) => {
                 space.give_back(slot);
@@ -179,7 +218,12 @@ impl GrantTable {
 
 /// Copies `out.len()` bytes at `offset` of a peer's granted page into `out`
 /// (GNTTABOP_copy; the peer's page is never mapped).
-pub fn copy_from(peer: DomId, gref: GrantRef, offset: u16, out: &mut [u8]) -> Result<(), GrantError> {
+pub fn copy_from(
+    peer: DomId,
+    gref: GrantRef,
+    offset: u16,
+    out: &mut [u8],
+) -> Result<(), GrantError> {
     mem::grant_copy_from(peer, gref, offset, out).map_err(Into::into)
 }
 

@@ -13,7 +13,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
-use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 
 pub const PAGE_SIZE: usize = 4096;
 
@@ -65,7 +65,7 @@ impl SharedPage {
         if end > PAGE_SIZE {
             return Err(MemError::OutOfBounds);
         }
-        if offset % align != 0 {
+        if !offset.is_multiple_of(align) {
             return Err(MemError::Misaligned);
         }
         Ok(self.addr + offset)
@@ -114,8 +114,18 @@ impl SharedPage {
         Ok(())
     }
     /// Compare-and-exchange on a 16-bit field (grant entry flags).
-    pub fn cmpxchg_u16(&self, offset: usize, current: u16, new: u16) -> Result<Result<u16, u16>, MemError> {
-        Ok(self.atomic_u16(offset)?.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire))
+    pub fn cmpxchg_u16(
+        &self,
+        offset: usize,
+        current: u16,
+        new: u16,
+    ) -> Result<Result<u16, u16>, MemError> {
+        Ok(self.atomic_u16(offset)?.compare_exchange(
+            current,
+            new,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ))
     }
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32, MemError> {
         Ok(self.atomic_u32(offset)?.load(order))
@@ -192,7 +202,10 @@ impl OwnedPage {
     /// A shared view of this page; valid while `self` lives (the borrow
     /// ties them together).
     pub fn shared(&self) -> SharedView<'_> {
-        SharedView { page: SharedPage::at(self.addr), _owner: core::marker::PhantomData }
+        SharedView {
+            page: SharedPage::at(self.addr),
+            _owner: core::marker::PhantomData,
+        }
     }
 }
 
@@ -233,7 +246,12 @@ pub struct ForeignSpace {
 
 impl ForeignSpace {
     pub const fn new(base: usize, size: usize) -> Self {
-        Self { next: base, end: base + size, free: [0; 64], free_count: 0 }
+        Self {
+            next: base,
+            end: base + size,
+            free: [0; 64],
+            free_count: 0,
+        }
     }
 
     /// A free page-sized slot. The slot is not backed by memory until Xen
@@ -269,7 +287,11 @@ pub fn xen_page(addr: usize) -> SharedPage {
 
 /// Points Xen's add_to_physmap at `slot` for `space`/`idx` and returns the
 /// page view.
-pub fn map_xen_page(space: xen_hypercall::MapSpace, idx: u64, slot: usize) -> Result<SharedPage, xen_hypercall::Error> {
+pub fn map_xen_page(
+    space: xen_hypercall::MapSpace,
+    idx: u64,
+    slot: usize,
+) -> Result<SharedPage, xen_hypercall::Error> {
     // SAFETY: `slot` comes from ForeignSpace, guest physical space that no
     // RAM and no other mapping occupies, so replacing its (absent) content
     // cannot invalidate any Rust object.
@@ -297,11 +319,15 @@ pub fn map_grant(
 
 /// Unmaps a grant mapped by [`map_grant`]; returns the freed slot. On
 /// failure the view is given back.
-pub fn unmap_grant(page: SharedPage, handle: u32) -> Result<usize, (SharedPage, xen_hypercall::Error)> {
+pub fn unmap_grant(
+    page: SharedPage,
+    handle: u32,
+) -> Result<usize, (SharedPage, xen_hypercall::Error)> {
     let mut op = xen_hypercall::abi::GnttabUnmapGrantRef::new(page.addr as u64, handle);
     // SAFETY: the mapping was created by map_grant at this address and the
     // only view of it is consumed here (or handed back on failure).
-    if let Err(e) = unsafe { xen_hypercall::gnttab_unmap_grant_ref(core::slice::from_mut(&mut op)) } {
+    if let Err(e) = unsafe { xen_hypercall::gnttab_unmap_grant_ref(core::slice::from_mut(&mut op)) }
+    {
         return Err((page, e));
     }
     if let Err(e) = op.status().into_result() {
@@ -319,7 +345,9 @@ pub fn grant_copy_from(
     out: &mut [u8],
 ) -> Result<(), xen_hypercall::Error> {
     if offset as usize + out.len() > PAGE_SIZE {
-        return Err(xen_hypercall::Error::Grant(xen_hypercall::GrantStatus::BadCopyArg));
+        return Err(xen_hypercall::Error::Grant(
+            xen_hypercall::GrantStatus::BadCopyArg,
+        ));
     }
     let mut ops = [xen_hypercall::abi::GnttabCopy::default(); 2];
     let mut n = 0;
@@ -363,7 +391,7 @@ pub fn init_heap(heap: &linked_list_allocator::LockedHeap, start: usize, end: us
 /// The flattened device tree Xen placed in our RAM, as bytes. Returns
 /// `None` if the header is not an FDT.
 pub fn device_tree_bytes(dtb: usize) -> Option<&'static [u8]> {
-    if dtb == 0 || dtb % 8 != 0 {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
         return None;
     }
     // SAFETY: Xen passes the DTB address in x0; it lies in our RAM, which is
@@ -375,7 +403,7 @@ pub fn device_tree_bytes(dtb: usize) -> Option<&'static [u8]> {
             return None;
         }
         let total = u32::from_be(ptr::read_volatile((dtb + 4) as *const u32)) as usize;
-        if total < 40 || total > (2 << 20) {
+        if !(40..=(2 << 20)).contains(&total) {
             return None;
         }
         Some(core::slice::from_raw_parts(dtb as *const u8, total))

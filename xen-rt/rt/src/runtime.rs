@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use xen_hypercall::{self as hc, abi, DomId, EvtchnPort};
+use xen_hypercall::{self as hc, DomId, EvtchnPort, abi};
 
 use crate::arch::{self, mmu};
 use crate::dt::DeviceTreeInfo;
@@ -24,7 +24,6 @@ pub struct Runtime {
     store: Option<XenStore>,
     booted_at: Instant,
 }
-
 
 /// Declares the domain's entry function: `xen_rt::entry!(main);` with
 /// `fn main(rt: &mut xen_rt::Runtime)`.
@@ -53,21 +52,37 @@ pub(crate) fn start(dtb: usize) -> ! {
             crate::panic::crash();
         }
     };
-    let extended = dt.extended.iter().copied().find(|&(base, size)| base >= 1 << 30 && base + size <= 4 << 30);
+    let extended = dt
+        .extended
+        .iter()
+        .copied()
+        .find(|&(base, size)| base >= 1 << 30 && base + size <= 4 << 30);
     let extended = extended.or_else(|| {
-        dt.extended.first().map(|&(base, size)| (base, size.min((4u64 << 30).saturating_sub(base))))
+        dt.extended
+            .first()
+            .map(|&(base, size)| (base, size.min((4u64 << 30).saturating_sub(base))))
     });
-    let grant_region = dt.grant_table.unwrap_or((abi::GUEST_GNTTAB_BASE, abi::GUEST_GNTTAB_SIZE));
+    let grant_region = dt
+        .grant_table
+        .unwrap_or((abi::GUEST_GNTTAB_BASE, abi::GUEST_GNTTAB_SIZE));
     let mut regions: heapless::Vec<(u64, u64, mmu::Kind), 12> = heapless::Vec::new();
     let _ = regions.push((dt.ram.0, dt.ram.1, mmu::Kind::Normal));
     let _ = regions.push((grant_region.0, grant_region.1, mmu::Kind::Normal));
-    let _ = regions.push((abi::GUEST_MAGIC_BASE, abi::GUEST_MAGIC_SIZE, mmu::Kind::Normal));
+    let _ = regions.push((
+        abi::GUEST_MAGIC_BASE,
+        abi::GUEST_MAGIC_SIZE,
+        mmu::Kind::Normal,
+    ));
     if let Some((base, size)) = extended {
         let _ = regions.push((base, size, mmu::Kind::Normal));
     }
-    for dev in [dt.gicd.map(|b| (b, 0x1_0000)), dt.gicr.map(|b| (b, 0x2_0000)), dt.uart.map(|b| (b, 0x1000))]
-        .into_iter()
-        .flatten()
+    for dev in [
+        dt.gicd.map(|b| (b, 0x1_0000)),
+        dt.gicr.map(|b| (b, 0x2_0000)),
+        dt.uart.map(|b| (b, 0x1000)),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = regions.push((dev.0, dev.1, mmu::Kind::Device));
     }
@@ -90,13 +105,23 @@ pub(crate) fn start(dtb: usize) -> ! {
     };
     let mut foreign = ForeignSpace::new(ext_base as usize, ext_size as usize);
     let gic = arch::gic::Gic::new(gicd as usize, gicr as usize);
-    let slot = foreign.take().unwrap_or_else(|e| panic!("no slot for shared_info: {:?}", e));
+    let slot = foreign
+        .take()
+        .unwrap_or_else(|e| panic!("no slot for shared_info: {:?}", e));
     let shared_info = mem::map_xen_page(hc::MapSpace::SharedInfo, 0, slot)
         .unwrap_or_else(|e| panic!("mapping shared_info failed: {:?}", e));
     let events = Events::new(shared_info, gic, event_intid, dt.timer_intid);
-    let grants = GrantTable::new(grant_region.0 as usize).unwrap_or_else(|e| panic!("grant table: {:?}", e));
+    let grants =
+        GrantTable::new(grant_region.0 as usize).unwrap_or_else(|e| panic!("grant table: {:?}", e));
 
-    let mut rt = Runtime { dt, events, grants, foreign, store: None, booted_at };
+    let mut rt = Runtime {
+        dt,
+        events,
+        grants,
+        foreign,
+        store: None,
+        booted_at,
+    };
     arch::call_domain_main(&mut rt);
     rt.shutdown(hc::ShutdownReason::Poweroff)
 }
@@ -121,6 +146,12 @@ impl Runtime {
         }
     }
 
+    /// Bytes of the image file Xen loaded (code and data, without BSS).
+    pub fn image_bytes(&self) -> usize {
+        let (start, file_end, _) = arch::image_bounds();
+        file_end - start
+    }
+
     /// Xen's version (major, minor).
     pub fn xen_version(&self) -> (u16, u16) {
         hc::xen_version()
@@ -137,7 +168,11 @@ impl Runtime {
     pub fn store(&mut self) -> Result<Store<'_>, XsConnectError> {
         self.xenstore(Duration::from_secs(600))?;
         let xs = self.store.as_mut().ok_or(XsConnectError::NotConnected)?;
-        Ok(Store { xs, events: &mut self.events, timeout: crate::xenstore::DEFAULT_TIMEOUT })
+        Ok(Store {
+            xs,
+            events: &mut self.events,
+            timeout: crate::xenstore::DEFAULT_TIMEOUT,
+        })
     }
 
     /// Our domain id, as xenstore knows it.

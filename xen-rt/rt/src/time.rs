@@ -24,7 +24,9 @@ pub struct Instant {
 
 impl Instant {
     pub fn now() -> Self {
-        Self { ticks: arch::timer::now_ticks() }
+        Self {
+            ticks: arch::timer::now_ticks(),
+        }
     }
 
     /// Time since the domain was created.
@@ -42,7 +44,9 @@ impl Instant {
 
     pub fn checked_add(self, d: Duration) -> Option<Instant> {
         let extra = (d.as_nanos().checked_mul(hz() as u128)? / 1_000_000_000) as u64;
-        Some(Self { ticks: self.ticks.checked_add(extra)? })
+        Some(Self {
+            ticks: self.ticks.checked_add(extra)?,
+        })
     }
 
     /// `self + d`, saturating at the far future.

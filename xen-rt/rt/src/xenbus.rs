@@ -65,10 +65,20 @@ const TOKEN_FRONTEND: &str = "xenbus-frontend";
 
 impl BackendBus {
     /// Starts watching `/local/domain/<self>/backend/<device_type>`.
-    pub fn new(store: &mut Store<'_>, self_id: DomId, device_type: &'static str, policy: ConnectPolicy) -> Result<Self, XsOpError> {
+    pub fn new(
+        store: &mut Store<'_>,
+        self_id: DomId,
+        device_type: &'static str,
+        policy: ConnectPolicy,
+    ) -> Result<Self, XsOpError> {
         let home = format!("/local/domain/{}/backend/{}", self_id.0, device_type);
         store.watch(&home, TOKEN_BACKEND)?;
-        Ok(Self { device_type, policy, home, devices: Vec::new() })
+        Ok(Self {
+            device_type,
+            policy,
+            home,
+            devices: Vec::new(),
+        })
     }
 
     pub fn device_type(&self) -> &'static str {
@@ -82,19 +92,30 @@ impl BackendBus {
     /// True if the watch event `(path, token)` belongs to this bus.
     pub fn owns(&self, path: &str, token: &str) -> bool {
         (token == TOKEN_BACKEND && path.starts_with(self.home.as_str()))
-            || (token == TOKEN_FRONTEND && self.devices.iter().any(|d| path.starts_with(d.frontend_path.as_str())))
+            || (token == TOKEN_FRONTEND
+                && self
+                    .devices
+                    .iter()
+                    .any(|d| path.starts_with(d.frontend_path.as_str())))
     }
 
     /// Handles one watch event: rescans devices and re-reads the states
     /// that may have changed, then carries out the machine's actions.
-    pub fn handle_event(&mut self, store: &mut Store<'_>, driver: &mut dyn BackendDriver, path: &str, token: &str) {
+    pub fn handle_event(
+        &mut self,
+        store: &mut Store<'_>,
+        driver: &mut dyn BackendDriver,
+        path: &str,
+        token: &str,
+    ) {
         if token == TOKEN_BACKEND {
             self.rescan(store, driver);
         }
         for i in 0..self.devices.len() {
             let relevant = {
                 let d = &self.devices[i];
-                path.starts_with(d.frontend_path.as_str()) || path.starts_with(d.backend_path.as_str())
+                path.starts_with(d.frontend_path.as_str())
+                    || path.starts_with(d.backend_path.as_str())
             };
             if relevant {
                 self.refresh(store, driver, i);
@@ -106,20 +127,38 @@ impl BackendBus {
     fn rescan(&mut self, store: &mut Store<'_>, driver: &mut dyn BackendDriver) {
         let frontends = store.directory(&self.home).unwrap_or_default();
         for fe in frontends {
-            let Some(fe_id) = parse_u16(&fe) else { continue };
-            let devids = store.directory(&format!("{}/{}", self.home, fe_id)).unwrap_or_default();
+            let Some(fe_id) = parse_u16(&fe) else {
+                continue;
+            };
+            let devids = store
+                .directory(&format!("{}/{}", self.home, fe_id))
+                .unwrap_or_default();
             for dev in devids {
-                let Some(devid) = parse_u32(&dev) else { continue };
-                if self.devices.iter().any(|d| d.frontend_id.0 == fe_id && d.devid == devid) {
+                let Some(devid) = parse_u32(&dev) else {
+                    continue;
+                };
+                if self
+                    .devices
+                    .iter()
+                    .any(|d| d.frontend_id.0 == fe_id && d.devid == devid)
+                {
                     continue;
                 }
                 let backend_path = format!("{}/{}/{}", self.home, fe_id, devid);
                 // The toolstack writes `frontend` last among the nodes we
                 // need; a device without it is not complete yet.
-                let Ok(frontend_path) = store.read_string(&format!("{}/frontend", backend_path)) else { continue };
+                let Ok(frontend_path) = store.read_string(&format!("{}/frontend", backend_path))
+                else {
+                    continue;
+                };
                 let expected = format!("/local/domain/{}/", fe_id);
                 if !frontend_path.starts_with(expected.as_str()) {
-                    crate::println!("xenbus: {} names frontend {:?} outside dom{}; ignored", backend_path, frontend_path, fe_id);
+                    crate::println!(
+                        "xenbus: {} names frontend {:?} outside dom{}; ignored",
+                        backend_path,
+                        frontend_path,
+                        fe_id
+                    );
                     continue;
                 }
                 let mut device = Device {
@@ -141,7 +180,9 @@ impl BackendBus {
         }
         // Devices whose backend directory vanished.
         for i in 0..self.devices.len() {
-            let gone = store.read(&format!("{}/frontend", self.devices[i].backend_path)).is_err();
+            let gone = store
+                .read(&format!("{}/frontend", self.devices[i].backend_path))
+                .is_err();
             if gone && self.devices[i].machine.is_present() {
                 let d = &mut self.devices[i];
                 let actions = d.machine.handle(Input::DeviceRemoved);
@@ -172,11 +213,19 @@ impl BackendBus {
         }
     }
 
-    fn apply(store: &mut Store<'_>, driver: &mut dyn BackendDriver, d: &mut Device, actions: &[Action]) {
+    fn apply(
+        store: &mut Store<'_>,
+        driver: &mut dyn BackendDriver,
+        d: &mut Device,
+        actions: &[Action],
+    ) {
         for &action in actions {
             match action {
                 Action::SetState(s) => {
-                    let _ = store.write(&format!("{}/state", d.backend_path), format!("{}", s as u8).as_bytes());
+                    let _ = store.write(
+                        &format!("{}/state", d.backend_path),
+                        format!("{}", s as u8).as_bytes(),
+                    );
                 }
                 Action::Connect => {
                     if let Err(e) = driver.connect(store, d) {

@@ -14,9 +14,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use core::time::Duration;
 
-use xen_hypercall::{self as hc, abi, EvtchnPort};
+use xen_hypercall::{self as hc, EvtchnPort, abi};
 use xen_proto::ring::bytes as ring;
-use xen_proto::xenstore::{self as wire, ClientCore, Perm, Request, XsError, PAYLOAD_MAX};
+use xen_proto::xenstore::{self as wire, ClientCore, PAYLOAD_MAX, Perm, Request, XsError};
 
 use crate::events::{EventError, Events};
 use crate::mem::{self, SharedPage};
@@ -85,14 +85,20 @@ pub struct XenStore {
 impl XenStore {
     /// Waits for the store page (dom0less late start) and connects.
     pub(crate) fn connect(events: &mut Events, deadline: Instant) -> Result<Self, XsConnectError> {
-        let port = hc::hvm_get_param(abi::HVM_PARAM_STORE_EVTCHN).map_err(XsConnectError::Hypercall)?;
+        let port =
+            hc::hvm_get_param(abi::HVM_PARAM_STORE_EVTCHN).map_err(XsConnectError::Hypercall)?;
         let port = EvtchnPort(port as u32);
         events.unmask(port).map_err(XsConnectError::Event)?;
         loop {
-            let pfn = hc::hvm_get_param(abi::HVM_PARAM_STORE_PFN).map_err(XsConnectError::Hypercall)?;
+            let pfn =
+                hc::hvm_get_param(abi::HVM_PARAM_STORE_PFN).map_err(XsConnectError::Hypercall)?;
             if pfn != 0 && pfn != u64::MAX {
-                let addr = pfn.checked_mul(mem::PAGE_SIZE as u64).ok_or(XsConnectError::BadStorePfn(pfn))?;
-                if addr < abi::GUEST_MAGIC_BASE || addr >= abi::GUEST_MAGIC_BASE + abi::GUEST_MAGIC_SIZE {
+                let addr = pfn
+                    .checked_mul(mem::PAGE_SIZE as u64)
+                    .ok_or(XsConnectError::BadStorePfn(pfn))?;
+                if !(abi::GUEST_MAGIC_BASE..abi::GUEST_MAGIC_BASE + abi::GUEST_MAGIC_SIZE)
+                    .contains(&addr)
+                {
                     return Err(XsConnectError::BadStorePfn(pfn));
                 }
                 let ring = mem::xen_page(addr as usize);
@@ -112,7 +118,9 @@ impl XenStore {
             }
             // init-dom0less notifies the store port once the page is
             // ready; re-check every 100 ms as well.
-            let step = Instant::now().after(Duration::from_millis(100)).min(deadline);
+            let step = Instant::now()
+                .after(Duration::from_millis(100))
+                .min(deadline);
             match events.wait(port, Some(step)) {
                 Ok(()) | Err(EventError::TimedOut) => {}
                 Err(e) => return Err(XsConnectError::Event(e)),
@@ -137,8 +145,14 @@ impl XenStore {
         let mut moved = false;
         // Requests: we produce, xenstored consumes.
         if self.core.output_len() > 0 {
-            let cons = self.ring.load_u32(REQ_CONS, Ordering::Acquire).map_err(|_| XsOpError::Broken)?;
-            let prod = self.ring.load_u32(REQ_PROD, Ordering::Relaxed).map_err(|_| XsOpError::Broken)?;
+            let cons = self
+                .ring
+                .load_u32(REQ_CONS, Ordering::Acquire)
+                .map_err(|_| XsOpError::Broken)?;
+            let prod = self
+                .ring
+                .load_u32(REQ_PROD, Ordering::Relaxed)
+                .map_err(|_| XsOpError::Broken)?;
             let span = match ring::writable(cons, prod, RING_SIZE) {
                 Ok(s) => s,
                 Err(e) => return self.fail(XsOpError::Ring(e)),
@@ -152,14 +166,22 @@ impl XenStore {
                 let _ = self.ring.copy_in(REQ + first.start, &chunk[..split]);
                 let _ = self.ring.copy_in(REQ + second.start, &chunk[split..got]);
                 // Data before index: the Release store orders the copies.
-                let _ = self.ring.store_u32(REQ_PROD, prod.wrapping_add(got as u32), Ordering::Release);
+                let _ =
+                    self.ring
+                        .store_u32(REQ_PROD, prod.wrapping_add(got as u32), Ordering::Release);
                 let _ = events.notify(self.port);
                 moved = true;
             }
         }
         // Responses: xenstored produces, we consume.
-        let prod = self.ring.load_u32(RSP_PROD, Ordering::Acquire).map_err(|_| XsOpError::Broken)?;
-        let cons = self.ring.load_u32(RSP_CONS, Ordering::Relaxed).map_err(|_| XsOpError::Broken)?;
+        let prod = self
+            .ring
+            .load_u32(RSP_PROD, Ordering::Acquire)
+            .map_err(|_| XsOpError::Broken)?;
+        let cons = self
+            .ring
+            .load_u32(RSP_CONS, Ordering::Relaxed)
+            .map_err(|_| XsOpError::Broken)?;
         let span = match ring::readable(cons, prod, RING_SIZE) {
             Ok(s) => s,
             Err(e) => return self.fail(XsOpError::Ring(e)),
@@ -170,8 +192,12 @@ impl XenStore {
             let split = first.len();
             let total = span.total as usize;
             let _ = self.ring.copy_out(RSP + first.start, &mut chunk[..split]);
-            let _ = self.ring.copy_out(RSP + second.start, &mut chunk[split..total]);
-            let _ = self.ring.store_u32(RSP_CONS, cons.wrapping_add(span.total), Ordering::Release);
+            let _ = self
+                .ring
+                .copy_out(RSP + second.start, &mut chunk[split..total]);
+            let _ = self
+                .ring
+                .store_u32(RSP_CONS, cons.wrapping_add(span.total), Ordering::Release);
             let _ = events.notify(self.port);
             moved = true;
             let mut input = &chunk[..total];
@@ -189,7 +215,13 @@ impl XenStore {
         Ok(moved)
     }
 
-    fn request(&mut self, events: &mut Events, tx: u32, req: &Request<'_>, deadline: Instant) -> Result<Vec<u8>, XsOpError> {
+    fn request(
+        &mut self,
+        events: &mut Events,
+        tx: u32,
+        req: &Request<'_>,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, XsOpError> {
         if self.broken {
             return Err(XsOpError::Broken);
         }
@@ -225,7 +257,11 @@ impl XenStore {
     }
 
     /// Next watch event `(path, token)`, waiting until `deadline`.
-    fn next_watch_event(&mut self, events: &mut Events, deadline: Instant) -> Result<(String, String), XsOpError> {
+    fn next_watch_event(
+        &mut self,
+        events: &mut Events,
+        deadline: Instant,
+    ) -> Result<(String, String), XsOpError> {
         loop {
             if self.broken {
                 return Err(XsOpError::Broken);
@@ -250,7 +286,12 @@ impl XenStore {
     }
 
     /// Reads `path` as UTF-8 text.
-    pub fn read_string(&mut self, events: &mut Events, path: &str, deadline: Instant) -> Result<String, XsOpError> {
+    pub fn read_string(
+        &mut self,
+        events: &mut Events,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<String, XsOpError> {
         let v = self.request(events, 0, &Request::Read { path }, deadline)?;
         String::from_utf8(v).map_err(|_| XsOpError::NotText)
     }
@@ -292,30 +333,40 @@ impl Store<'_> {
 
     pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::Write { path, value }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::Write { path, value }, d)
+            .map(drop)
     }
 
     pub fn mkdir(&mut self, path: &str) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::Mkdir { path }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::Mkdir { path }, d)
+            .map(drop)
     }
 
     pub fn rm(&mut self, path: &str) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::Rm { path }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::Rm { path }, d)
+            .map(drop)
     }
 
     /// The names of `path`'s children.
     pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsOpError> {
         let d = self.deadline();
-        let v = self.xs.request(self.events, 0, &Request::Directory { path }, d)?;
+        let v = self
+            .xs
+            .request(self.events, 0, &Request::Directory { path }, d)?;
         let list = wire::parse_directory(&v)?;
         Ok(list.iter().map(String::from).collect())
     }
 
     pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, XsOpError> {
         let d = self.deadline();
-        let v = self.xs.request(self.events, 0, &Request::GetPerms { path }, d)?;
+        let v = self
+            .xs
+            .request(self.events, 0, &Request::GetPerms { path }, d)?;
         let perms = wire::parse_perms(&v)?;
         Ok(perms.collect())
     }
@@ -324,18 +375,24 @@ impl Store<'_> {
     /// access everyone else gets; the others grant access to one domain.
     pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::SetPerms { path, perms }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::SetPerms { path, perms }, d)
+            .map(drop)
     }
 
     /// Registers a watch; xenstored fires it once at once, then on changes.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::Watch { path, token }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::Watch { path, token }, d)
+            .map(drop)
     }
 
     pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsOpError> {
         let d = self.deadline();
-        self.xs.request(self.events, 0, &Request::Unwatch { path, token }, d).map(drop)
+        self.xs
+            .request(self.events, 0, &Request::Unwatch { path, token }, d)
+            .map(drop)
     }
 
     /// Waits up to `timeout` for the next watch event `(path, token)`.
@@ -346,23 +403,36 @@ impl Store<'_> {
 
     /// Runs `body` in a transaction and commits it, retrying the whole
     /// transaction when xenstored reports a conflict (EAGAIN).
-    pub fn transaction<T>(&mut self, mut body: impl FnMut(&mut Transaction<'_, '_>) -> Result<T, XsOpError>) -> Result<T, XsOpError> {
+    pub fn transaction<T>(
+        &mut self,
+        mut body: impl FnMut(&mut Transaction<'_, '_>) -> Result<T, XsOpError>,
+    ) -> Result<T, XsOpError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let d = self.deadline();
-            let v = self.xs.request(self.events, 0, &Request::TransactionStart, d)?;
+            let v = self
+                .xs
+                .request(self.events, 0, &Request::TransactionStart, d)?;
             let tx_id = wire::parse_transaction_id(&v)?;
             let mut tx = Transaction { store: self, tx_id };
             let result = body(&mut tx);
             let commit = result.is_ok();
             let d = self.deadline();
-            let end = self.xs.request(self.events, tx_id, &Request::TransactionEnd { commit }, d);
+            let end = self
+                .xs
+                .request(self.events, tx_id, &Request::TransactionEnd { commit }, d);
             match (result, end) {
                 (Ok(v), Ok(_)) => return Ok(v),
-                (Ok(_), Err(XsOpError::Store(XsError::EAGAIN))) if attempt < TRANSACTION_RETRIES => continue,
+                (Ok(_), Err(XsOpError::Store(XsError::EAGAIN)))
+                    if attempt < TRANSACTION_RETRIES =>
+                {
+                    continue;
+                }
                 (Ok(_), Err(e)) => return Err(e),
-                (Err(XsOpError::Store(XsError::EAGAIN)), _) if attempt < TRANSACTION_RETRIES => continue,
+                (Err(XsOpError::Store(XsError::EAGAIN)), _) if attempt < TRANSACTION_RETRIES => {
+                    continue;
+                }
                 (Err(e), _) => return Err(e),
             }
         }

@@ -19,7 +19,11 @@ pub struct Check {
 
 impl Check {
     pub fn new(name: &str, ok: bool, detail: impl Into<String>) -> Check {
-        Check { name: name.to_string(), ok, detail: detail.into() }
+        Check {
+            name: name.to_string(),
+            ok,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -36,11 +40,16 @@ pub struct Input<'a> {
 impl Input<'_> {
     /// First line matching `re`, with its timestamp and captures.
     pub fn find(&self, re: &Regex) -> Option<(f64, regex::Captures<'_>)> {
-        self.lines.iter().find_map(|(t, l)| re.captures(l).map(|c| (*t, c)))
+        self.lines
+            .iter()
+            .find_map(|(t, l)| re.captures(l).map(|c| (*t, c)))
     }
 
     pub fn find_all(&self, re: &Regex) -> Vec<(f64, regex::Captures<'_>)> {
-        self.lines.iter().filter_map(|(t, l)| re.captures(l).map(|c| (*t, c))).collect()
+        self.lines
+            .iter()
+            .filter_map(|(t, l)| re.captures(l).map(|c| (*t, c)))
+            .collect()
     }
 }
 
@@ -64,7 +73,12 @@ impl Report {
 
     pub fn print(&self) {
         for c in &self.checks {
-            println!("{} {} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{} {} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         if !self.timings.is_empty() {
             println!("timings:");
@@ -87,40 +101,58 @@ pub fn common(input: &Input) -> Report {
     r.checks.push(Check::new(
         "xen-banner",
         xen.is_some(),
-        xen.as_ref().map_or("no `Xen version` line".into(), |(t, _)| format!("at +{t:.3} s")),
+        xen.as_ref()
+            .map_or("no `Xen version` line".into(), |(t, _)| {
+                format!("at +{t:.3} s")
+            }),
     ));
     let setup = input.find(&re(r"=== DOM0 SETUP DONE"));
     r.checks.push(Check::new(
         "dom0-setup-done",
         setup.is_some(),
-        setup.as_ref().map_or("dom0 /init never reported setup done".into(), |(t, _)| format!("at +{t:.3} s")),
+        setup
+            .as_ref()
+            .map_or("dom0 /init never reported setup done".into(), |(t, _)| {
+                format!("at +{t:.3} s")
+            }),
     ));
     let panics: Vec<&(f64, String)> = input
         .lines
         .iter()
-        .filter(|(_, l)| l.contains("PANIC") || l.contains("Panic on CPU") || l.contains("Kernel panic"))
+        .filter(|(_, l)| {
+            l.contains("PANIC") || l.contains("Panic on CPU") || l.contains("Kernel panic")
+        })
         .collect();
     r.checks.push(Check::new(
         "no-panic",
         panics.is_empty(),
-        panics.first().map_or("no panic lines".into(), |(t, l)| format!("{} panic line(s), first at +{t:.3}: {l}", panics.len())),
+        panics.first().map_or("no panic lines".into(), |(t, l)| {
+            format!("{} panic line(s), first at +{t:.3}: {l}", panics.len())
+        }),
     ));
     let done = input.find(&re(&input.manifest.done_marker));
     let (ok, detail) = match (input.ending, &done) {
         (Ending::DoneMarker, Some((t, _))) => (true, format!("done marker at +{t:.3} s")),
-        (Ending::Timeout, _) => (false, format!("timeout after {} s", input.manifest.timeout_s)),
+        (Ending::Timeout, _) => (
+            false,
+            format!("timeout after {} s", input.manifest.timeout_s),
+        ),
         (Ending::QemuExited(c), _) => (false, format!("qemu exited early (code {c:?})")),
         (Ending::DoneMarker, None) => (false, "done marker reported but not in the log".into()),
     };
-    r.checks.push(Check::new("finished-before-timeout", ok, detail));
+    r.checks
+        .push(Check::new("finished-before-timeout", ok, detail));
     if let Some((t, _)) = xen {
-        r.timings.push(format!("qemu start -> Xen banner: {t:.3} s"));
+        r.timings
+            .push(format!("qemu start -> Xen banner: {t:.3} s"));
     }
     if let Some((t, _)) = input.find(&re(r"=== DOM0 INIT REACHED")) {
-        r.timings.push(format!("qemu start -> dom0 /init: {t:.3} s"));
+        r.timings
+            .push(format!("qemu start -> dom0 /init: {t:.3} s"));
     }
     if let Some((t, _)) = setup {
-        r.timings.push(format!("qemu start -> dom0 setup done: {t:.3} s"));
+        r.timings
+            .push(format!("qemu start -> dom0 setup done: {t:.3} s"));
     }
     r
 }

@@ -47,7 +47,8 @@ impl Gic {
                 waker & !GICR_WAKER_PROCESSOR_SLEEP,
             );
             let mut spins = 0u32;
-            while ptr::read_volatile((gicr + GICR_WAKER) as *const u32) & GICR_WAKER_CHILDREN_ASLEEP != 0
+            while ptr::read_volatile((gicr + GICR_WAKER) as *const u32) & GICR_WAKER_CHILDREN_ASLEEP
+                != 0
                 && spins < 1_000_000
             {
                 spins += 1;
@@ -85,8 +86,14 @@ impl Gic {
         // memory); IPRIORITYR is byte-accessible by the architecture.
         unsafe {
             let group = ptr::read_volatile((self.gicr + GICR_IGROUPR0) as *const u32);
-            ptr::write_volatile((self.gicr + GICR_IGROUPR0) as *mut u32, group | (1 << intid));
-            ptr::write_volatile((self.gicr + GICR_IPRIORITYR + intid as usize) as *mut u8, 0xa0);
+            ptr::write_volatile(
+                (self.gicr + GICR_IGROUPR0) as *mut u32,
+                group | (1 << intid),
+            );
+            ptr::write_volatile(
+                (self.gicr + GICR_IPRIORITYR + intid as usize) as *mut u8,
+                0xa0,
+            );
             ptr::write_volatile((self.gicr + GICR_ISENABLER0) as *mut u32, 1 << intid);
         }
     }

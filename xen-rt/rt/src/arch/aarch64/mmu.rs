@@ -55,9 +55,10 @@ pub struct Layout<'a> {
 /// Builds the tables and turns the MMU and caches on. Runs once, on the boot
 /// CPU, before anything else uses cacheable memory.
 pub fn init(layout: &Layout<'_>, image_start: usize, image_end: usize) {
+    let (l1, l2) = (&raw mut LEVEL1, &raw mut LEVEL2_LOW);
     // SAFETY: single CPU, interrupts masked, called once before any other
     // code looks at the tables: no other reference to them exists.
-    let (l1, l2) = unsafe { (&mut (*(&raw mut LEVEL1)).0, &mut (*(&raw mut LEVEL2_LOW)).0) };
+    let (l1, l2) = unsafe { (&mut (*l1).0, &mut (*l2).0) };
     l1[0] = (&raw const LEVEL2_LOW) as u64 | DESC_VALID | DESC_TABLE;
     for &(base, size, kind) in layout.regions {
         let end = base.saturating_add(size).min(MAPPED_LIMIT);
