@@ -8,6 +8,8 @@
 //!                                    dom0 (and Linux guest) initramfs -> target/xen-world/img
 //! cargo xtask qemu [--scenario NAME] [--check] [--timeout S] [--arch aarch64|x86_64] [--dry-run]
 //!                                    boot Xen + dom0 + the scenario's domUs
+//! cargo xtask check [--scenario NAME] [--log FILE]
+//!                                    re-evaluate a scenario's checks on a saved log
 //! cargo xtask test                   host unit tests, then every scenario in check mode
 //! ```
 //!
@@ -66,6 +68,8 @@ commands:
       --timeout S             override the manifest's timeout_s
       --arch aarch64|x86_64   target architecture (x86_64: not implemented yet)
       --dry-run               prepare everything and print the qemu command, do not run it
+  check [--scenario N] [--log FILE]
+                              re-run a scenario's checks on a saved log (default target/logs/<name>.log)
   test                        host unit tests, then every scenario with --check
 ";
 
@@ -183,6 +187,25 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        "check" => {
+            let scenario = o.value("--scenario")?.unwrap_or_else(|| "hello".into());
+            let log = o.value("--log")?;
+            o.finish()?;
+            let m = manifest::Manifest::load(&manifest::resolve(&paths.root, &scenario))?;
+            let log = log.map(PathBuf::from).unwrap_or_else(|| paths.logs.join(format!("{}.log", m.name)));
+            let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+            let lines = qemu::parse_log(&text);
+            let ending = qemu::ending_from_log(&text);
+            let report = scenarios::evaluate(&scenarios::Input {
+                manifest: &m,
+                lines: &lines,
+                ending: &ending,
+                image_sizes: image_sizes(&paths, &m),
+            });
+            println!("--- checks for scenario {} from {} ---", m.name, log.display());
+            report.print();
+            Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         "test" => {
             o.finish()?;
@@ -351,6 +374,14 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
     );
     report.print();
     Ok(report.success())
+}
+
+/// Sizes of the images a scenario boots, from target/images.
+fn image_sizes(paths: &Paths, m: &manifest::Manifest) -> Vec<(String, u64)> {
+    m.crates()
+        .into_iter()
+        .filter_map(|k| std::fs::metadata(images::image_path(paths, &k)).ok().map(|md| (k, md.len())))
+        .collect()
 }
 
 /// `cargo xtask test`: host tests, then every scenario in check mode.

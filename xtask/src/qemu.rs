@@ -283,7 +283,11 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
         };
         domus.push(DomUBoot { kernel, ramdisk });
     }
-    let mut t = dump_virt_dtb(&dir.join("virt-gic3.dtb"))?;
+    // Per-process names: concurrent runs must not clobber each other's files.
+    let dump = dir.join(format!("virt-gic3.{}.dtb", std::process::id()));
+    let dumped = dump_virt_dtb(&dump);
+    let _ = std::fs::remove_file(&dump);
+    let mut t = dumped?;
     let mode = if interactive {
         "xtask=interactive"
     } else {
@@ -298,7 +302,9 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
         &domus,
     )?;
     let dtb = dir.join(format!("{}.dtb", m.name));
-    std::fs::write(&dtb, t.to_bytes())?;
+    let tmp = dir.join(format!("{}.dtb.{}", m.name, std::process::id()));
+    std::fs::write(&tmp, t.to_bytes())?;
+    std::fs::rename(&tmp, &dtb)?;
     let mut args = machine_args("");
     args.extend([
         "-no-reboot".into(),
@@ -374,8 +380,16 @@ pub fn run_check(
 ) -> Result<RunLog> {
     let done_re = Regex::new(done_marker)?;
     std::fs::create_dir_all(&paths.logs)?;
+    // Written live under a dated name, copied to <name>.log at the end (so
+    // concurrent runs of one scenario cannot interleave into one file).
     let log_path = paths.logs.join(format!("{name}.log"));
-    let mut log = std::io::BufWriter::new(std::fs::File::create(&log_path)?);
+    let mut dated = paths.logs.join(format!("{name}-{}.log", crate::util::utc_stamp()));
+    let mut n = 1;
+    while dated.exists() {
+        n += 1;
+        dated = paths.logs.join(format!("{name}-{}-{n}.log", crate::util::utc_stamp()));
+    }
+    let mut log = std::io::BufWriter::new(std::fs::File::create(&dated)?);
     writeln!(log, "# {}", plan.command_line())?;
     for m in &plan.modules {
         writeln!(
@@ -529,6 +543,18 @@ pub fn run_check(
         elapsed,
         log_path,
     })
+}
+
+/// How a saved log ended (from the runner's `###` lines).
+pub fn ending_from_log(text: &str) -> Ending {
+    if text.contains("### DONE MARKER matched") {
+        Ending::DoneMarker
+    } else if let Some(i) = text.find("### QEMU EXITED") {
+        let code = text[i..].lines().next().and_then(|l| l.rsplit(' ').next()).and_then(|c| c.parse().ok());
+        Ending::QemuExited(code)
+    } else {
+        Ending::Timeout
+    }
 }
 
 /// Reads a timestamped log back (`[+  12.345] text`).

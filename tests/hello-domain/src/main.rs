@@ -69,12 +69,12 @@ fn main(rt: &mut Runtime) {
     let (major, minor) = rt.xen_version();
     say!(
         role,
-        "banner xen-rt {} xen={}.{} image={} t_ms={}",
+        "banner xen-rt {} image={} t_ms={} xen={}.{}",
         xen_rt::VERSION,
-        major,
-        minor,
         rt.image_bytes(),
-        ms_since_creation()
+        ms_since_creation(),
+        major,
+        minor
     );
     let Some(peer) = peer else {
         say!(role, "error no peer= boot argument");
@@ -206,7 +206,12 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
             .map_err(|e| format!("pong: {:?}", e))?;
     }
 
-    // Payload: fill a chunk, notify, wait for the client's ack.
+    // Payload: wait for the client's go (a separate notification, so it
+    // cannot merge with the last pong), then fill a chunk, notify, wait for
+    // the client's ack, strictly alternating.
+    rt.events
+        .wait(port, Some(Instant::now().after(LONG)))
+        .map_err(|e| format!("go wait: {:?}", e))?;
     let mut hash = Fnv::new();
     let mut chunk = [0u8; CHUNK];
     for i in 0..(PAYLOAD_BYTES / CHUNK) {
@@ -230,13 +235,10 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
         hash.0
     );
 
-    // The client unmaps and then notifies once more; only then can access
-    // end.
-    rt.events
-        .wait(port, Some(Instant::now().after(LONG)))
-        .map_err(|e| format!("final wait: {:?}", e))?;
+    // Access can end once the client has unmapped the page; until then
+    // Xen reports the grant in use.
     let mut granted = granted;
-    let deadline = Instant::now().after(Duration::from_secs(10));
+    let deadline = Instant::now().after(Duration::from_secs(60));
     let page = loop {
         match rt.grants.end_access(granted) {
             Ok(page) => break page,
@@ -332,6 +334,7 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
     let mut hash = Fnv::new();
     let mut buf = alloc::vec![0u8; CHUNK];
     let started = Instant::now();
+    rt.events.notify(port).map_err(|e| format!("go: {:?}", e))?;
     for _ in 0..(PAYLOAD_BYTES / CHUNK) {
         rt.events
             .wait(port, Some(Instant::now().after(LONG)))
@@ -355,9 +358,6 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
     rt.grants
         .unmap(&mut rt.foreign, mapped)
         .map_err(|(_, e)| format!("unmap: {:?}", e))?;
-    rt.events
-        .notify(port)
-        .map_err(|e| format!("final notify: {:?}", e))?;
     rt.events
         .close(port)
         .map_err(|e| format!("close: {:?}", e))?;

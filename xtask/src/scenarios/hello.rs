@@ -10,6 +10,7 @@
 use super::{Check, Input, Report};
 use crate::util::parse_num;
 use regex::Regex;
+use std::collections::BTreeMap;
 
 const ROLES: [&str; 2] = ["server", "client"];
 pub const EVENTS: u64 = 10_000;
@@ -36,154 +37,154 @@ fn expected_domid(input: &Input, role: &str) -> u64 {
         .unwrap_or(if role == "server" { 1 } else { 2 })
 }
 
+/// One `hello[ROLE] EVENT ...` line: timestamp, positional words and
+/// `key=value` fields (extra fields are allowed and ignored).
+struct Event {
+    t: f64,
+    words: Vec<String>,
+    kv: BTreeMap<String, String>,
+}
+
+impl Event {
+    fn get(&self, k: &str) -> &str {
+        self.kv.get(k).map_or("", String::as_str)
+    }
+    fn num(&self, k: &str) -> Option<u64> {
+        parse_num(self.get(k))
+    }
+}
+
+/// First `hello[role] <event>` line (`event` may be several words).
+fn event(input: &Input, role: &str, event: &str) -> Option<Event> {
+    let re = re(&format!(r"hello\[{role}\] {}(?:\s+(.*))?$", regex::escape(event)));
+    let (t, c) = input.find(&re)?;
+    let rest = c.get(1).map_or("", |m| m.as_str());
+    let mut words = Vec::new();
+    let mut kv = BTreeMap::new();
+    for tok in rest.split_whitespace() {
+        match tok.split_once('=') {
+            Some((k, v)) => {
+                kv.insert(k.to_string(), v.to_string());
+            }
+            None => words.push(tok.to_string()),
+        }
+    }
+    Some(Event { t, words, kv })
+}
+
 pub fn checks(input: &Input) -> Report {
     let mut r = Report::default();
-    let num = |s: &str| parse_num(s);
 
     for role in ROLES {
-        let banner = input.find(&re(&format!(
-            r"hello\[{role}\] banner xen-rt (\S+) image=(\S+) t_ms=(\S+)"
-        )));
+        let banner = event(input, role, "banner");
         r.checks.push(match &banner {
-            Some((t, c)) => Check::new(
-                &format!("{role}-banner"),
-                true,
-                format!(
-                    "xen-rt {} image={} t_ms={} at +{t:.3} s",
-                    &c[1], &c[2], &c[3]
-                ),
-            ),
+            Some(e) => {
+                let ok = e.words.first().map(String::as_str) == Some("xen-rt")
+                    && e.words.len() >= 2
+                    && e.num("image").is_some()
+                    && e.num("t_ms").is_some();
+                Check::new(
+                    &format!("{role}-banner"),
+                    ok,
+                    format!("{} image={} t_ms={} at +{:.3} s", e.words.join(" "), e.get("image"), e.get("t_ms"), e.t),
+                )
+            }
             None => Check::new(&format!("{role}-banner"), false, "no banner line"),
         });
-        if let Some((t, c)) = &banner {
-            r.timings
-                .push(format!("qemu start -> {role} banner: {t:.3} s"));
-            r.timings
-                .push(format!("{role}: domain start -> banner: {} ms", &c[3]));
+        if let Some(e) = &banner {
+            r.timings.push(format!("qemu start -> {role} banner: {:.3} s", e.t));
+            r.timings.push(format!("{role}: domain start -> banner: {} ms", e.get("t_ms")));
         }
 
         let want = expected_domid(input, role);
-        let ready = input.find(&re(&format!(
-            r"hello\[{role}\] xenstore ready domid=(\S+) name=(\S*) t_ms=(\S+)"
-        )));
+        let ready = event(input, role, "xenstore ready");
         r.checks.push(match &ready {
-            Some((_, c)) => {
-                let domid = num(&c[1]);
-                let ok = domid == Some(want) && !c[2].is_empty();
-                Check::new(
-                    &format!("{role}-xenstore-ready"),
-                    ok,
-                    format!(
-                        "domid={} (want {want}) name={:?} t_ms={}",
-                        &c[1], &c[2], &c[3]
-                    ),
-                )
-            }
-            None => Check::new(
+            Some(e) => Check::new(
                 &format!("{role}-xenstore-ready"),
-                false,
-                "no `xenstore ready` line",
+                e.num("domid") == Some(want) && !e.get("name").is_empty(),
+                format!("domid={} (want {want}) name={:?} t_ms={}", e.get("domid"), e.get("name"), e.get("t_ms")),
             ),
+            None => Check::new(&format!("{role}-xenstore-ready"), false, "no `xenstore ready` line"),
         });
-        if let Some((_, c)) = &ready {
-            r.timings.push(format!(
-                "{role}: domain start -> xenstore ready: {} ms",
-                &c[3]
-            ));
+        if let Some(e) = &ready {
+            r.timings.push(format!("{role}: domain start -> xenstore ready: {} ms", e.get("t_ms")));
         }
 
-        let watch = input.find(&re(&format!(
-            r"hello\[{role}\] watch fired path=(\S+) value=(\S*)"
-        )));
+        let watch = event(input, role, "watch fired");
         r.checks.push(match &watch {
-            Some((_, c)) => Check::new(
+            Some(e) => Check::new(
                 &format!("{role}-watch-fired"),
-                &c[2] == POKE_VALUE,
-                format!("path={} value={}", &c[1], &c[2]),
+                e.get("value") == POKE_VALUE,
+                format!("path={} value={}", e.get("path"), e.get("value")),
             ),
-            None => Check::new(
-                &format!("{role}-watch-fired"),
-                false,
-                "no `watch fired` line",
-            ),
+            None => Check::new(&format!("{role}-watch-fired"), false, "no `watch fired` line"),
         });
     }
 
-    let published = input.find(&re(r"hello\[server\] published gref=(\S+) port=(\S+)"));
-    let mapped = input.find(&re(
-        r"hello\[client\] mapped gref=(\S+) port=(\S+) magic=(\S+)",
-    ));
+    let published = event(input, "server", "published");
+    let mapped = event(input, "client", "mapped");
     r.checks.push(match (&published, &mapped) {
-        (Some((_, p)), Some((_, m))) => {
-            let same = num(&p[1]).is_some() && num(&p[1]) == num(&m[1]);
-            Check::new(
-                "grant-shared",
-                same && &m[3] == "ok",
-                format!(
-                    "published gref={} port={}; mapped gref={} port={} magic={}",
-                    &p[1], &p[2], &m[1], &m[2], &m[3]
-                ),
-            )
-        }
+        (Some(p), Some(m)) => Check::new(
+            "grant-shared",
+            p.num("gref").is_some() && p.num("gref") == m.num("gref") && m.get("magic") == "ok",
+            format!(
+                "published gref={} port={}; mapped gref={} port={} magic={}",
+                p.get("gref"),
+                p.get("port"),
+                m.get("gref"),
+                m.get("port"),
+                m.get("magic")
+            ),
+        ),
         (None, _) => Check::new("grant-shared", false, "server never published a grant"),
         (_, None) => Check::new("grant-shared", false, "client never mapped the grant"),
     });
 
-    let events = input.find(&re(
-        r"hello\[client\] events n=(\S+) rtt_avg_ns=(\S+) rtt_min_ns=(\S+) rtt_max_ns=(\S+)",
-    ));
+    let events = event(input, "client", "events");
     r.checks.push(match &events {
-        Some((_, c)) => Check::new(
+        Some(e) => Check::new(
             "event-ping-pong",
-            num(&c[1]) == Some(EVENTS),
-            format!("n={} (want {EVENTS}) avg={} ns", &c[1], &c[2]),
+            e.num("n") == Some(EVENTS),
+            format!("n={} (want {EVENTS}) avg={} ns", e.get("n"), e.get("rtt_avg_ns")),
         ),
         None => Check::new("event-ping-pong", false, "no `events` line"),
     });
-    if let Some((_, c)) = &events {
+    if let Some(e) = &events {
         r.timings.push(format!(
             "event round trip: avg {} ns, min {} ns, max {} ns",
-            &c[2], &c[3], &c[4]
+            e.get("rtt_avg_ns"),
+            e.get("rtt_min_ns"),
+            e.get("rtt_max_ns")
         ));
     }
 
-    let sent = input.find(&re(r"hello\[server\] payload sent bytes=(\S+) fnv=(\S+)"));
-    let recv = input.find(&re(
-        r"hello\[client\] payload received bytes=(\S+) fnv=(\S+)",
-    ));
+    let sent = event(input, "server", "payload sent");
+    let recv = event(input, "client", "payload received");
     r.checks.push(match (&sent, &recv) {
-        (Some((_, s)), Some((_, c))) => {
-            let ok = num(&s[1]) == Some(PAYLOAD_BYTES)
-                && num(&c[1]) == Some(PAYLOAD_BYTES)
-                && num(&s[2]).is_some()
-                && num(&s[2]) == num(&c[2]);
-            Check::new(
-                "payload",
-                ok,
-                format!(
-                    "sent {} fnv={}; received {} fnv={}",
-                    &s[1], &s[2], &c[1], &c[2]
-                ),
-            )
-        }
+        (Some(s), Some(c)) => Check::new(
+            "payload",
+            s.num("bytes") == Some(PAYLOAD_BYTES)
+                && c.num("bytes") == Some(PAYLOAD_BYTES)
+                && s.num("fnv").is_some()
+                && s.num("fnv") == c.num("fnv"),
+            format!("sent {} fnv={}; received {} fnv={}", s.get("bytes"), s.get("fnv"), c.get("bytes"), c.get("fnv")),
+        ),
         (None, _) => Check::new("payload", false, "no `payload sent` line"),
         (_, None) => Check::new("payload", false, "no `payload received` line"),
     });
 
     for role in ROLES {
-        let done = input.find(&re(&format!(r"hello\[{role}\] done\b")));
+        let done = event(input, role, "done");
         r.checks.push(Check::new(
             &format!("{role}-done"),
             done.is_some(),
-            done.map_or("no `done` line".into(), |(t, _)| format!("at +{t:.3} s")),
+            done.map_or("no `done` line".into(), |e| format!("at +{:.3} s", e.t)),
         ));
     }
 
     let result = input.find(&re(r"=== DOM0: result (.*)"));
     r.checks.push(match &result {
-        Some((_, c)) if !c[1].trim().is_empty() => {
-            Check::new("dom0-result", true, c[1].trim().to_string())
-        }
+        Some((_, c)) if !c[1].trim().is_empty() => Check::new("dom0-result", true, c[1].trim().to_string()),
         _ => Check::new("dom0-result", false, "dom0 never read the client's result"),
     });
     r
@@ -208,7 +209,7 @@ mod tests {
     const GOOD: &str = "\
 # qemu-system-aarch64 ...
 [+   0.379] (XEN) Xen version 4.20.4-pre (Debian 4.20.3+127-gc42374a105-0+deb13u1) debug=n
-[+   4.253] (XEN) DOM1: hello[server] banner xen-rt 0.1.0 image=40960 t_ms=3
+[+   4.253] (XEN) DOM1: hello[server] banner xen-rt 0.1.0 xen=4.20 image=40960 t_ms=3
 [+   4.260] (XEN) DOM2: hello[client] banner xen-rt 0.1.0 image=40960 t_ms=4
 [+  23.800] === DOM0 INIT REACHED: uptime 9.45 0.00 ===
 [+  26.540] (XEN) DOM1: hello[server] xenstore ready domid=1 name=dom0less-1 t_ms=22300
@@ -222,7 +223,7 @@ mod tests {
 [+  27.610] (XEN) DOM2: hello[client] watch fired path=data/hello/poke value=poke-from-dom0
 [+  29.000] (XEN) DOM2: hello[client] events n=10000 rtt_avg_ns=51234 rtt_min_ns=20000 rtt_max_ns=900000
 [+  30.000] (XEN) DOM1: hello[server] payload sent bytes=1048576 fnv=0xcbf29ce484222325
-[+  30.100] (XEN) DOM2: hello[client] payload received bytes=0x100000 fnv=0xCBF29CE484222325
+[+  30.100] (XEN) DOM2: hello[client] payload received bytes=0x100000 fnv=0xCBF29CE484222325 ms=102
 [+  30.200] (XEN) DOM1: hello[server] done
 [+  30.210] (XEN) DOM2: hello[client] done
 [+  31.000] === DOM0: result ok rtt_avg_ns=51234
