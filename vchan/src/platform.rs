@@ -125,6 +125,8 @@ pub trait GrantMap {
 
 /// One bound event channel.
 pub trait EventChannel {
+    /// The local port number.
+    fn port(&self) -> Port;
     /// Send an event to the peer.
     fn notify(&mut self) -> Result<(), Errno>;
     /// Wait for an event: returns `Ok(true)` once one is (or already was)

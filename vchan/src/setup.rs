@@ -296,7 +296,7 @@ impl<'a> Client<'a> {
             .map_err(Error::Event)?;
         let notify = Some(UnmapNotify {
             byte_offset: CLI_LIVE,
-            port,
+            port: evt.port(),
         });
         let hdr = match map_checked(maps, self.peer, &[ring_ref], true, notify) {
             Ok(m) => m,

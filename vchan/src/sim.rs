@@ -240,12 +240,12 @@ impl SharedMemory for SimMemory {
         (w.fetch_and(!((!val as u32 & 0xff) << sh), order) >> sh) as u8
     }
     fn load_u16(&self, off: usize, order: Ordering) -> u16 {
-        assert!(off % 2 == 0, "misaligned u16");
+        assert!(off.is_multiple_of(2), "misaligned u16");
         let (w, sh) = self.word(off);
         (w.load(order) >> sh) as u16
     }
     fn store_u16(&self, off: usize, val: u16, order: Ordering) {
-        assert!(off % 2 == 0, "misaligned u16");
+        assert!(off.is_multiple_of(2), "misaligned u16");
         self.check_write();
         let (w, sh) = self.word(off);
         let _ = w.fetch_update(order, Self::fetch_ordering(order), |x| {
@@ -253,18 +253,18 @@ impl SharedMemory for SimMemory {
         });
     }
     fn load_u32(&self, off: usize, order: Ordering) -> u32 {
-        assert!(off % 4 == 0, "misaligned u32");
+        assert!(off.is_multiple_of(4), "misaligned u32");
         self.word(off).0.load(order)
     }
     fn store_u32(&self, off: usize, val: u32, order: Ordering) {
-        assert!(off % 4 == 0, "misaligned u32");
+        assert!(off.is_multiple_of(4), "misaligned u32");
         self.check_write();
         self.word(off).0.store(val, order)
     }
     fn copy_out(&self, mut off: usize, mut dst: &mut [u8]) {
         assert!(off + dst.len() <= self.len(), "copy_out out of bounds");
         while !dst.is_empty() {
-            if off % 4 == 0 && dst.len() >= 4 {
+            if off.is_multiple_of(4) && dst.len() >= 4 {
                 // Whole words up to the end of this page.
                 let page = &self.pages[off / PAGE_SIZE];
                 let start = (off % PAGE_SIZE) / 4;
@@ -286,7 +286,7 @@ impl SharedMemory for SimMemory {
         self.check_write();
         assert!(off + src.len() <= self.len(), "copy_in out of bounds");
         while !src.is_empty() {
-            if off % 4 == 0 && src.len() >= 4 {
+            if off.is_multiple_of(4) && src.len() >= 4 {
                 let page = &self.pages[off / PAGE_SIZE];
                 let start = (off % PAGE_SIZE) / 4;
                 let n = (src.len() / 4).min(WORDS - start);
@@ -339,11 +339,11 @@ impl GrantAlloc for SimDomain {
             writable: true,
             refs: refs.iter().copied().collect(),
         };
-        if let Some(n) = notify {
-            if let Some(port) = st.ports.get(&(self.domid, n.port)).cloned() {
-                st.unmap_notifies
-                    .push((self.domid, mem.clone(), n.byte_offset, port));
-            }
+        if let Some(n) = notify
+            && let Some(port) = st.ports.get(&(self.domid, n.port)).cloned()
+        {
+            st.unmap_notifies
+                .push((self.domid, mem.clone(), n.byte_offset, port));
         }
         Ok(mem)
     }
@@ -381,11 +381,11 @@ impl GrantMap for SimDomain {
             writable,
             refs: Arc::from([]),
         };
-        if let Some(n) = notify {
-            if let Some(port) = st.ports.get(&(self.domid, n.port)).cloned() {
-                st.unmap_notifies
-                    .push((self.domid, mem.clone(), n.byte_offset, port));
-            }
+        if let Some(n) = notify
+            && let Some(port) = st.ports.get(&(self.domid, n.port)).cloned()
+        {
+            st.unmap_notifies
+                .push((self.domid, mem.clone(), n.byte_offset, port));
         }
         Ok(mem)
     }
@@ -434,13 +434,12 @@ impl SimEvent {
     pub fn sent(&self) -> u64 {
         self.port.sent.load(Relaxed)
     }
-    /// Local port number.
-    pub fn port(&self) -> Port {
-        self.num
-    }
 }
 
 impl EventChannel for SimEvent {
+    fn port(&self) -> Port {
+        self.num
+    }
     fn notify(&mut self) -> Result<(), Errno> {
         self.port.send();
         Ok(())
@@ -552,10 +551,11 @@ impl Store for SimDomain {
     ) -> Result<(), Errno> {
         let mut st = lock(&self.hub);
         for (k, _) in entries {
-            if let Some(n) = st.store.get(&join(dir, k)) {
-                if n.owner != self.domid && self.domid != 0 {
-                    return Err(Errno(-13));
-                }
+            if let Some(n) = st.store.get(&join(dir, k))
+                && n.owner != self.domid
+                && self.domid != 0
+            {
+                return Err(Errno(-13));
             }
         }
         for (k, v) in entries {
