@@ -440,8 +440,9 @@ pub fn deb_file_name(pkg: &str, version: &str) -> String {
 
 /// Resolves, downloads (if needed) and unpacks the world. Network is used
 /// only when the private lists are older than a day or `refresh` is set,
-/// and for .debs not already in target/xen-world/debs.
-pub fn fetch(paths: &Paths, refresh: bool) -> Result<World> {
+/// and for .debs not already in target/xen-world/debs. `verbose` prints
+/// every package version (they are always written to versions.txt).
+pub fn fetch(paths: &Paths, refresh: bool, verbose: bool) -> Result<World> {
     let t0 = std::time::Instant::now();
     let mirror = host_mirror()?;
     step(&format!("Debian mirror from host apt sources: {mirror}"));
@@ -487,15 +488,23 @@ pub fn fetch(paths: &Paths, refresh: bool) -> Result<World> {
     let stamp_path = paths.world.join("root.stamp");
     let versions_txt = format_versions(&versions);
     std::fs::write(paths.world.join("versions.txt"), &versions_txt)?;
-    println!(
-        "{}",
-        versions_txt
-            .trim_end()
-            .lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    if verbose {
+        for l in versions_txt.lines() {
+            println!("    {l}");
+        }
+    } else {
+        let key: Vec<String> = versions
+            .iter()
+            .filter(|(p, _)| p.starts_with("xen-hypervisor") || p.starts_with("linux-image"))
+            .map(|(p, v)| format!("{p} {v}"))
+            .collect();
+        step(&format!(
+            "{} packages ({}; all in {})",
+            versions.len(),
+            key.join(", "),
+            paths.world.join("versions.txt").display()
+        ));
+    }
 
     if std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) && root.is_dir()
     {

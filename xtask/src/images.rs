@@ -16,6 +16,7 @@ use std::path::PathBuf;
 /// The domain image crates `cargo xtask build` builds by default.
 pub const DOMAIN_CRATES: &[&str] = &[
     "hello-domain",
+    "vchan-domain",
     "net-domain",
     "storage-domain",
     "console-domain",

@@ -437,6 +437,14 @@ pub fn write_image(tree: &Tree, out: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// Reads a built image back (gunzip + cpio parse).
+pub fn read_image(path: &Path) -> Result<Vec<crate::cpio::CpioEntry>> {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path)?).read_to_end(&mut raw)?;
+    crate::cpio::parse(&raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

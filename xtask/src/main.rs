@@ -2,6 +2,7 @@
 //! in qemu, end to end, from a plain Debian host.
 //!
 //! ```text
+//! cargo xtask setup [--refresh]      host preparation (qemu, tools) + fetch
 //! cargo xtask build [--release]      domain crates -> target/images/<crate>.img
 //! cargo xtask fetch [--refresh]      Debian trixie arm64 Xen world -> target/xen-world
 //! cargo xtask initramfs [--scenario NAME]
@@ -49,19 +50,25 @@ use util::{Paths, step};
 /// Crates excluded from host `cargo test` (bare-metal targets only).
 pub const HOST_TEST_EXCLUDES: &[&str] = &[
     "hello-domain",
+    "vchan-domain",
     "net-domain",
     "storage-domain",
     "console-domain",
     "xen-rt",
 ];
 
+/// Upper bound for the host `cargo test` step (a hung test must not hang CI).
+pub const HOST_TEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
+  setup [--refresh]           host preparation: qemu (installed when root), apt/dpkg tools, then fetch
   build [--release]           build the domain crates and convert them to target/images/<crate>.img
   fetch [--refresh]           fetch + unpack the Debian trixie arm64 Xen world (cached by version)
-  initramfs [--scenario N]    assemble the dom0 / guest initramfs images
+  initramfs [--scenario N] [--list]
+                              assemble the dom0 / guest initramfs images (--list: print their contents)
   qemu [options]              boot the scenario under Xen in qemu
       --scenario NAME|FILE    tests/scenarios/NAME.toml or a path to a manifest (default: hello)
       --check                 headless: log, check, exit status (implied when stdin is not a terminal)
@@ -139,11 +146,25 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             images::build(&paths, &crates)?;
             Ok(ExitCode::SUCCESS)
         }
+        "setup" => {
+            let refresh = o.flag("--refresh");
+            o.finish()?;
+            let t0 = Instant::now();
+            setup_host()?;
+            let w = apt::fetch(&paths, refresh, true)?;
+            println!(
+                "ready: qemu, kernel {}, xen {} ({:.1} s)",
+                w.kernel_release,
+                w.xen.display(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         "fetch" => {
             let refresh = o.flag("--refresh");
             o.finish()?;
             let t0 = Instant::now();
-            let w = apt::fetch(&paths, refresh)?;
+            let w = apt::fetch(&paths, refresh, true)?;
             println!(
                 "kernel {} ({}), xen {}",
                 w.kernel_release,
@@ -155,10 +176,40 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
         }
         "initramfs" => {
             let scenario = o.value("--scenario")?.unwrap_or_else(|| "hello".into());
+            let list = o.flag("--list");
             o.finish()?;
             let m = manifest::Manifest::load(&manifest::resolve(&paths.root, &scenario))?;
-            let world = apt::World::locate(&paths.world.join("root"))?;
-            build_initramfs(&paths, &world, &m, true)?;
+            let world = apt::fetch(&paths, false, false)?;
+            let rd = build_initramfs(&paths, &world, &m, true)?;
+            if list {
+                use std::fmt::Write as _;
+                use std::io::Write as _;
+                let mut out = String::new();
+                for img in std::iter::once(&rd.dom0).chain(rd.guests.iter().flatten()) {
+                    writeln!(out, "{}:", img.display())?;
+                    for e in initramfs::read_image(img)? {
+                        let kind = match e.mode & 0o170000 {
+                            cpio::S_IFDIR => 'd',
+                            cpio::S_IFLNK => 'l',
+                            _ => '-',
+                        };
+                        let target = if kind == 'l' {
+                            format!(" -> {}", String::from_utf8_lossy(&e.data))
+                        } else {
+                            String::new()
+                        };
+                        writeln!(
+                            out,
+                            "  {kind} {:04o} {:>9} {}{target}",
+                            e.mode & 0o7777,
+                            e.data.len(),
+                            e.name
+                        )?;
+                    }
+                }
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = std::io::stdout().write_all(out.as_bytes());
+            }
             Ok(ExitCode::SUCCESS)
         }
         "qemu" => {
@@ -193,8 +244,11 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             let log = o.value("--log")?;
             o.finish()?;
             let m = manifest::Manifest::load(&manifest::resolve(&paths.root, &scenario))?;
-            let log = log.map(PathBuf::from).unwrap_or_else(|| paths.logs.join(format!("{}.log", m.name)));
-            let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+            let log = log
+                .map(PathBuf::from)
+                .unwrap_or_else(|| paths.logs.join(format!("{}.log", m.name)));
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("reading {}", log.display()))?;
             let lines = qemu::parse_log(&text);
             let ending = qemu::ending_from_log(&text);
             let report = scenarios::evaluate(&scenarios::Input {
@@ -203,9 +257,17 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
                 ending: &ending,
                 image_sizes: image_sizes(&paths, &m),
             });
-            println!("--- checks for scenario {} from {} ---", m.name, log.display());
+            println!(
+                "--- checks for scenario {} from {} ---",
+                m.name,
+                log.display()
+            );
             report.print();
-            Ok(if report.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         "test" => {
             o.finish()?;
@@ -220,6 +282,28 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// Host tools the world needs: qemu (installed when root) and apt/dpkg.
+fn setup_host() -> Result<()> {
+    let q = qemu::ensure_qemu()?;
+    step(&format!("qemu: {}", q.display()));
+    let mut missing = Vec::new();
+    for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
+        if util::which(tool).is_none() {
+            missing.push(tool);
+        }
+    }
+    if !std::path::Path::new(apt::KEYRING).is_file() {
+        missing.push("debian-archive-keyring");
+    }
+    if !missing.is_empty() {
+        bail!(
+            "missing on this host: {} (install apt, dpkg and debian-archive-keyring)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
 }
 
 struct QemuOpts {
@@ -318,7 +402,7 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
     ));
     qemu::ensure_qemu()?;
     let t = Instant::now();
-    let world = apt::fetch(paths, false)?;
+    let world = apt::fetch(paths, false, false)?;
     let t_fetch = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let built = images::build(paths, &m.crates())?;
@@ -329,7 +413,13 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
     let mut domus = Vec::new();
     for (d, g) in m.domu.iter().zip(&rd.guests) {
         match d.image.crate_name() {
-            Some(k) => domus.push((images::image_path(paths, k), None)),
+            Some(k) => {
+                let img = built
+                    .iter()
+                    .find(|b| b.krate == k)
+                    .context("image not built")?;
+                domus.push((img.path.clone(), None))
+            }
             None => domus.push((world.kernel.clone(), g.clone())),
         }
     }
@@ -369,8 +459,10 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
     };
     let report = scenarios::evaluate(&input);
     println!(
-        "--- checks for scenario {} ({:.1} s in qemu) ---",
-        m.name, run.elapsed
+        "--- checks for scenario {} ({:.1} s in qemu, log {}) ---",
+        m.name,
+        run.elapsed,
+        run.log_path.display()
     );
     report.print();
     Ok(report.success())
@@ -380,7 +472,11 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
 fn image_sizes(paths: &Paths, m: &manifest::Manifest) -> Vec<(String, u64)> {
     m.crates()
         .into_iter()
-        .filter_map(|k| std::fs::metadata(images::image_path(paths, &k)).ok().map(|md| (k, md.len())))
+        .filter_map(|k| {
+            std::fs::metadata(images::image_path(paths, &k))
+                .ok()
+                .map(|md| (k, md.len()))
+        })
         .collect()
 }
 
@@ -395,7 +491,20 @@ fn test_cmd(paths: &Paths) -> Result<ExitCode> {
     for e in HOST_TEST_EXCLUDES {
         c.args(["--exclude", e]);
     }
-    let ok = c.status().map(|s| s.success()).unwrap_or(false);
+    let ok = match util::run_with_timeout(&mut c, HOST_TEST_TIMEOUT) {
+        Ok(Some(st)) => st.success(),
+        Ok(None) => {
+            eprintln!(
+                "host tests timed out after {} s; killed",
+                HOST_TEST_TIMEOUT.as_secs()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("host tests: {e:#}");
+            false
+        }
+    };
     results.push(("host tests".into(), ok, t.elapsed().as_secs_f64()));
     for mpath in manifest::all(&paths.root)? {
         let name = mpath.file_stem().unwrap().to_string_lossy().into_owned();

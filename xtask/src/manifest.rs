@@ -211,10 +211,6 @@ impl Manifest {
         }
         v
     }
-
-    pub fn uses_linux_guest(&self) -> bool {
-        self.domu.iter().any(|d| d.image.is_linux())
-    }
 }
 
 impl DomU {

@@ -241,6 +241,58 @@ pub fn configure_tree(
     Ok(())
 }
 
+/// Sanity check of a generated blob: every placed module is referenced
+/// by exactly one `multiboot,module` node whose `reg` matches.
+fn verify_tree(t: &Fdt, m: &Manifest, modules: &[Module]) -> Result<()> {
+    let chosen = t.node("/chosen").context("no /chosen")?;
+    ensure!(
+        chosen.prop("xen,xen-bootargs").is_some(),
+        "no xen,xen-bootargs"
+    );
+    let mut regs = Vec::new();
+    fn collect(n: &Node, regs: &mut Vec<(u64, u64)>) {
+        let is_module = n.prop("compatible").is_some_and(|c| {
+            fdt::decode_strings(c)
+                .iter()
+                .any(|s| s == "multiboot,module")
+        });
+        if is_module && let Some(r) = n.prop("reg") {
+            let c = fdt::decode_cells(r);
+            if c.len() == 4 {
+                regs.push((
+                    (u64::from(c[0]) << 32) | u64::from(c[1]),
+                    (u64::from(c[2]) << 32) | u64::from(c[3]),
+                ));
+            }
+        }
+        for ch in &n.children {
+            collect(ch, regs);
+        }
+    }
+    collect(chosen, &mut regs);
+    ensure!(
+        regs.len() == modules.len(),
+        "{} module nodes for {} modules",
+        regs.len(),
+        modules.len()
+    );
+    for md in modules {
+        ensure!(
+            regs.contains(&(md.addr, md.size)),
+            "module {} not in the tree",
+            md.label
+        );
+    }
+    for d in &m.domu {
+        ensure!(
+            chosen.child(&d.name).is_some(),
+            "domU node {} missing",
+            d.name
+        );
+    }
+    Ok(())
+}
+
 /// Everything needed to start qemu.
 #[derive(Debug)]
 pub struct Plan {
@@ -303,7 +355,9 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
     )?;
     let dtb = dir.join(format!("{}.dtb", m.name));
     let tmp = dir.join(format!("{}.dtb.{}", m.name, std::process::id()));
-    std::fs::write(&tmp, t.to_bytes())?;
+    let blob = t.to_bytes();
+    verify_tree(&Fdt::parse(&blob)?, m, &placer.modules)?;
+    std::fs::write(&tmp, blob)?;
     std::fs::rename(&tmp, &dtb)?;
     let mut args = machine_args("");
     args.extend([
@@ -383,11 +437,15 @@ pub fn run_check(
     // Written live under a dated name, copied to <name>.log at the end (so
     // concurrent runs of one scenario cannot interleave into one file).
     let log_path = paths.logs.join(format!("{name}.log"));
-    let mut dated = paths.logs.join(format!("{name}-{}.log", crate::util::utc_stamp()));
+    let mut dated = paths
+        .logs
+        .join(format!("{name}-{}.log", crate::util::utc_stamp()));
     let mut n = 1;
     while dated.exists() {
         n += 1;
-        dated = paths.logs.join(format!("{name}-{}-{n}.log", crate::util::utc_stamp()));
+        dated = paths
+            .logs
+            .join(format!("{name}-{}-{n}.log", crate::util::utc_stamp()));
     }
     let mut log = std::io::BufWriter::new(std::fs::File::create(&dated)?);
     writeln!(log, "# {}", plan.command_line())?;
@@ -402,9 +460,9 @@ pub fn run_check(
         )?;
     }
     step(&format!(
-        "running {name} headless (timeout {} s), log {}",
+        "running {name} headless (timeout {} s), live log {}",
         timeout.as_secs(),
-        log_path.display()
+        dated.display()
     ));
 
     let (reader, writer) = std::io::pipe()?;
@@ -528,12 +586,11 @@ pub fn run_check(
     let elapsed = t0.elapsed().as_secs_f64();
     log.flush()?;
     drop(log);
-    let dated = paths
-        .logs
-        .join(format!("{name}-{}.log", crate::util::utc_stamp()));
-    std::fs::copy(&log_path, &dated)?;
+    let tmp = log_path.with_extension(format!("log.{}", std::process::id()));
+    std::fs::copy(&dated, &tmp)?;
+    std::fs::rename(&tmp, &log_path)?;
     step(&format!(
-        "qemu stopped after {elapsed:.1} s ({ending:?}); log {} (copy {})",
+        "qemu stopped after {elapsed:.1} s ({ending:?}); log {} (copy of {})",
         log_path.display(),
         dated.display()
     ));
@@ -550,7 +607,11 @@ pub fn ending_from_log(text: &str) -> Ending {
     if text.contains("### DONE MARKER matched") {
         Ending::DoneMarker
     } else if let Some(i) = text.find("### QEMU EXITED") {
-        let code = text[i..].lines().next().and_then(|l| l.rsplit(' ').next()).and_then(|c| c.parse().ok());
+        let code = text[i..]
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|c| c.parse().ok());
         Ending::QemuExited(code)
     } else {
         Ending::Timeout

@@ -65,6 +65,68 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs a command with a time limit. On timeout the command and every
+/// process it started (found through /proc parent links) are killed and
+/// `None` is returned. The command stays in our process group, so Ctrl-C
+/// still reaches it.
+pub fn run_with_timeout(
+    cmd: &mut Command,
+    timeout: std::time::Duration,
+) -> Result<Option<std::process::ExitStatus>> {
+    let desc = format!("{cmd:?}");
+    let mut child = cmd.spawn().with_context(|| format!("starting {desc}"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if std::time::Instant::now() >= deadline {
+            let pids: Vec<String> = descendants(child.id()).iter().map(u32::to_string).collect();
+            if !pids.is_empty() {
+                let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// All transitive children of `pid` (from /proc/<pid>/stat).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may contain spaces.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if let Some(pp) = ppid {
+                parent_of.push((p, pp));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(x) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == x && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// The `cargo` that runs us (or `cargo` from PATH).
 pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
@@ -149,6 +211,23 @@ pub fn which(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeout_kills_the_tree() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "sleep 30 & sleep 30"]);
+        let t = std::time::Instant::now();
+        let r = run_with_timeout(&mut c, std::time::Duration::from_millis(300)).unwrap();
+        assert!(r.is_none());
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        let mut ok = Command::new("true");
+        assert!(
+            run_with_timeout(&mut ok, std::time::Duration::from_secs(10))
+                .unwrap()
+                .unwrap()
+                .success()
+        );
+    }
 
     #[test]
     fn numbers() {

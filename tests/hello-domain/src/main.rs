@@ -59,6 +59,9 @@ macro_rules! say {
 fn main(rt: &mut Runtime) {
     let role = match rt.dt.bootarg("role") {
         Some("client") => Role::Client,
+        // The `panic` scenario checks that a panic is reported and ends the
+        // domain with reason `crash` instead of hanging.
+        Some("panic") => panic!("hello-domain: panic requested by the boot arguments"),
         _ => Role::Server,
     };
     let peer = rt

@@ -41,6 +41,8 @@ pub mod gnttab;
 mod panic;
 pub mod runtime;
 pub mod time;
+#[cfg(feature = "vchan")]
+pub mod vchan;
 pub mod xenbus;
 pub mod xenstore;
 

@@ -11,7 +11,7 @@
 //! physical address is also the address the code uses.
 
 use core::ptr;
-use core::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 
@@ -85,6 +85,32 @@ impl SharedPage {
         Ok(())
     }
 
+    fn atomic_u8(&self, offset: usize) -> Result<&AtomicU8, MemError> {
+        let p = self.check(offset, 1, 1)?;
+        // SAFETY: in bounds (checked); atomics are the sanctioned way to
+        // share a location with a concurrent writer, and the reference lives
+        // no longer than `self`, which keeps the page mapped.
+        Ok(unsafe { AtomicU8::from_ptr(p as *mut u8) })
+    }
+
+    /// Atomic byte load.
+    pub fn load_u8(&self, offset: usize, order: Ordering) -> Result<u8, MemError> {
+        Ok(self.atomic_u8(offset)?.load(order))
+    }
+    /// Atomic byte store.
+    pub fn store_u8(&self, offset: usize, v: u8, order: Ordering) -> Result<(), MemError> {
+        self.atomic_u8(offset)?.store(v, order);
+        Ok(())
+    }
+    /// Atomic byte fetch-or; returns the previous value.
+    pub fn fetch_or_u8(&self, offset: usize, v: u8, order: Ordering) -> Result<u8, MemError> {
+        Ok(self.atomic_u8(offset)?.fetch_or(v, order))
+    }
+    /// Atomic byte fetch-and; returns the previous value.
+    pub fn fetch_and_u8(&self, offset: usize, v: u8, order: Ordering) -> Result<u8, MemError> {
+        Ok(self.atomic_u8(offset)?.fetch_and(v, order))
+    }
+
     fn atomic_u16(&self, offset: usize) -> Result<&AtomicU16, MemError> {
         let p = self.check(offset, 2, 2)?;
         // SAFETY: in bounds and 2-byte aligned (checked); atomics are the
@@ -144,22 +170,58 @@ impl SharedPage {
         Ok(self.atomic_u64(offset)?.fetch_and(v, order))
     }
 
-    /// Copies `out.len()` bytes starting at `offset` out of the page.
+    /// Copies `out.len()` bytes starting at `offset` out of the page:
+    /// volatile 64-bit loads for the 8-byte-aligned middle, bytes at the
+    /// edges. The peer may change the bytes meanwhile; each word is read
+    /// once.
     pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> Result<(), MemError> {
         let p = self.check(offset, out.len(), 1)?;
-        for (i, byte) in out.iter_mut().enumerate() {
+        let (head, words, tail) = split_aligned(p, out.len());
+        let (h, rest) = out.split_at_mut(head);
+        let (w, t) = rest.split_at_mut(words * 8);
+        for (i, byte) in h.iter_mut().enumerate() {
             // SAFETY: `p + i` is inside the page (whole range checked).
             *byte = unsafe { ptr::read_volatile((p + i) as *const u8) };
+        }
+        let wp = p + head;
+        for (i, chunk) in w.chunks_exact_mut(8).enumerate() {
+            // SAFETY: `wp + 8 i` is 8-byte aligned (split_aligned) and the
+            // word lies inside the checked range.
+            let v = unsafe { ptr::read_volatile((wp + 8 * i) as *const u64) };
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let tp = wp + words * 8;
+        debug_assert_eq!(t.len(), tail);
+        for (i, byte) in t.iter_mut().enumerate() {
+            // SAFETY: inside the checked range.
+            *byte = unsafe { ptr::read_volatile((tp + i) as *const u8) };
         }
         Ok(())
     }
 
-    /// Copies `data` into the page at `offset`.
+    /// Copies `data` into the page at `offset` (volatile 64-bit stores for
+    /// the aligned middle, bytes at the edges).
     pub fn copy_in(&self, offset: usize, data: &[u8]) -> Result<(), MemError> {
         let p = self.check(offset, data.len(), 1)?;
-        for (i, byte) in data.iter().enumerate() {
+        let (head, words, _tail) = split_aligned(p, data.len());
+        let (h, rest) = data.split_at(head);
+        let (w, t) = rest.split_at(words * 8);
+        for (i, byte) in h.iter().enumerate() {
             // SAFETY: `p + i` is inside the page (whole range checked).
             unsafe { ptr::write_volatile((p + i) as *mut u8, *byte) };
+        }
+        let wp = p + head;
+        for (i, chunk) in w.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            // SAFETY: `wp + 8 i` is 8-byte aligned (split_aligned) and the
+            // word lies inside the checked range.
+            unsafe { ptr::write_volatile((wp + 8 * i) as *mut u64, u64::from_ne_bytes(b)) };
+        }
+        let tp = wp + words * 8;
+        for (i, byte) in t.iter().enumerate() {
+            // SAFETY: inside the checked range.
+            unsafe { ptr::write_volatile((tp + i) as *mut u8, *byte) };
         }
         Ok(())
     }
@@ -171,6 +233,15 @@ impl SharedPage {
             unsafe { ptr::write_volatile((self.addr + i) as *mut u64, 0) };
         }
     }
+}
+
+/// Splits the byte range `[addr, addr + len)` into a head of bytes up to
+/// the first 8-byte boundary, a number of whole aligned 8-byte words and a
+/// tail of bytes: `(head, words, tail)` with `head + 8 words + tail == len`.
+fn split_aligned(addr: usize, len: usize) -> (usize, usize, usize) {
+    let head = ((8 - addr % 8) % 8).min(len);
+    let words = (len - head) / 8;
+    (head, words, len - head - words * 8)
 }
 
 /// A page of our own RAM, zeroed, owned by this value. It becomes a

@@ -28,12 +28,13 @@ fn expected_domid(input: &Input, role: &str) -> u64 {
         .manifest
         .domu
         .iter()
-        .position(|d| {
+        .find(|d| {
             d.bootargs
                 .as_deref()
                 .is_some_and(|b| b.split_whitespace().any(|w| w == format!("role={role}")))
         })
-        .map(|i| i as u64 + 1)
+        .and_then(|d| input.manifest.domid(&d.name))
+        .map(u64::from)
         .unwrap_or(if role == "server" { 1 } else { 2 })
 }
 
@@ -56,7 +57,10 @@ impl Event {
 
 /// First `hello[role] <event>` line (`event` may be several words).
 fn event(input: &Input, role: &str, event: &str) -> Option<Event> {
-    let re = re(&format!(r"hello\[{role}\] {}(?:\s+(.*))?$", regex::escape(event)));
+    let re = re(&format!(
+        r"hello\[{role}\] {}(?:\s+(.*))?$",
+        regex::escape(event)
+    ));
     let (t, c) = input.find(&re)?;
     let rest = c.get(1).map_or("", |m| m.as_str());
     let mut words = Vec::new();
@@ -86,14 +90,24 @@ pub fn checks(input: &Input) -> Report {
                 Check::new(
                     &format!("{role}-banner"),
                     ok,
-                    format!("{} image={} t_ms={} at +{:.3} s", e.words.join(" "), e.get("image"), e.get("t_ms"), e.t),
+                    format!(
+                        "{} image={} t_ms={} at +{:.3} s",
+                        e.words.join(" "),
+                        e.get("image"),
+                        e.get("t_ms"),
+                        e.t
+                    ),
                 )
             }
             None => Check::new(&format!("{role}-banner"), false, "no banner line"),
         });
         if let Some(e) = &banner {
-            r.timings.push(format!("qemu start -> {role} banner: {:.3} s", e.t));
-            r.timings.push(format!("{role}: domain start -> banner: {} ms", e.get("t_ms")));
+            r.timings
+                .push(format!("qemu start -> {role} banner: {:.3} s", e.t));
+            r.timings.push(format!(
+                "{role}: domain start -> banner: {} ms",
+                e.get("t_ms")
+            ));
         }
 
         let want = expected_domid(input, role);
@@ -102,12 +116,24 @@ pub fn checks(input: &Input) -> Report {
             Some(e) => Check::new(
                 &format!("{role}-xenstore-ready"),
                 e.num("domid") == Some(want) && !e.get("name").is_empty(),
-                format!("domid={} (want {want}) name={:?} t_ms={}", e.get("domid"), e.get("name"), e.get("t_ms")),
+                format!(
+                    "domid={} (want {want}) name={:?} t_ms={}",
+                    e.get("domid"),
+                    e.get("name"),
+                    e.get("t_ms")
+                ),
             ),
-            None => Check::new(&format!("{role}-xenstore-ready"), false, "no `xenstore ready` line"),
+            None => Check::new(
+                &format!("{role}-xenstore-ready"),
+                false,
+                "no `xenstore ready` line",
+            ),
         });
         if let Some(e) = &ready {
-            r.timings.push(format!("{role}: domain start -> xenstore ready: {} ms", e.get("t_ms")));
+            r.timings.push(format!(
+                "{role}: domain start -> xenstore ready: {} ms",
+                e.get("t_ms")
+            ));
         }
 
         let watch = event(input, role, "watch fired");
@@ -117,7 +143,11 @@ pub fn checks(input: &Input) -> Report {
                 e.get("value") == POKE_VALUE,
                 format!("path={} value={}", e.get("path"), e.get("value")),
             ),
-            None => Check::new(&format!("{role}-watch-fired"), false, "no `watch fired` line"),
+            None => Check::new(
+                &format!("{role}-watch-fired"),
+                false,
+                "no `watch fired` line",
+            ),
         });
     }
 
@@ -145,7 +175,11 @@ pub fn checks(input: &Input) -> Report {
         Some(e) => Check::new(
             "event-ping-pong",
             e.num("n") == Some(EVENTS),
-            format!("n={} (want {EVENTS}) avg={} ns", e.get("n"), e.get("rtt_avg_ns")),
+            format!(
+                "n={} (want {EVENTS}) avg={} ns",
+                e.get("n"),
+                e.get("rtt_avg_ns")
+            ),
         ),
         None => Check::new("event-ping-pong", false, "no `events` line"),
     });
@@ -167,7 +201,13 @@ pub fn checks(input: &Input) -> Report {
                 && c.num("bytes") == Some(PAYLOAD_BYTES)
                 && s.num("fnv").is_some()
                 && s.num("fnv") == c.num("fnv"),
-            format!("sent {} fnv={}; received {} fnv={}", s.get("bytes"), s.get("fnv"), c.get("bytes"), c.get("fnv")),
+            format!(
+                "sent {} fnv={}; received {} fnv={}",
+                s.get("bytes"),
+                s.get("fnv"),
+                c.get("bytes"),
+                c.get("fnv")
+            ),
         ),
         (None, _) => Check::new("payload", false, "no `payload sent` line"),
         (_, None) => Check::new("payload", false, "no `payload received` line"),
@@ -184,7 +224,9 @@ pub fn checks(input: &Input) -> Report {
 
     let result = input.find(&re(r"=== DOM0: result (.*)"));
     r.checks.push(match &result {
-        Some((_, c)) if !c[1].trim().is_empty() => Check::new("dom0-result", true, c[1].trim().to_string()),
+        Some((_, c)) if !c[1].trim().is_empty() => {
+            Check::new("dom0-result", true, c[1].trim().to_string())
+        }
         _ => Check::new("dom0-result", false, "dom0 never read the client's result"),
     });
     r

@@ -4,6 +4,7 @@
 //! ones in a module named after the scenario (see [`hello`]).
 
 pub mod hello;
+pub mod vchan;
 
 use crate::manifest::Manifest;
 use crate::qemu::Ending;
@@ -43,13 +44,6 @@ impl Input<'_> {
         self.lines
             .iter()
             .find_map(|(t, l)| re.captures(l).map(|c| (*t, c)))
-    }
-
-    pub fn find_all(&self, re: &Regex) -> Vec<(f64, regex::Captures<'_>)> {
-        self.lines
-            .iter()
-            .filter_map(|(t, l)| re.captures(l).map(|c| (*t, c)))
-            .collect()
     }
 }
 
@@ -162,6 +156,7 @@ pub fn evaluate(input: &Input) -> Report {
     let mut r = common(input);
     let specific = match input.manifest.name.as_str() {
         "hello" => Some(hello::checks(input)),
+        "vchan" => Some(vchan::checks(input)),
         _ => None,
     };
     if let Some(s) = specific {
