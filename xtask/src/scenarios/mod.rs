@@ -4,6 +4,7 @@
 //! ones in a module named after the scenario (see [`hello`]).
 
 pub mod hello;
+pub mod panic;
 pub mod vchan;
 
 use crate::manifest::Manifest;
@@ -154,8 +155,12 @@ pub fn common(input: &Input) -> Report {
 /// Runs common checks plus the scenario's own (chosen by name).
 pub fn evaluate(input: &Input) -> Report {
     let mut r = common(input);
+    if input.manifest.name == "panic" {
+        r.checks.retain(|c| !panic::REPLACES_COMMON.contains(&c.name.as_str()));
+    }
     let specific = match input.manifest.name.as_str() {
         "hello" => Some(hello::checks(input)),
+        "panic" => Some(panic::checks(input)),
         "vchan" => Some(vchan::checks(input)),
         _ => None,
     };
