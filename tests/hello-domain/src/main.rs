@@ -72,10 +72,12 @@ fn main(rt: &mut Runtime) {
     let (major, minor) = rt.xen_version();
     say!(
         role,
-        "banner xen-rt {} image={} t_ms={} xen={}.{}",
+        "banner xen-rt {} image={} t_ms={} entry_ms={} boot_us={} xen={}.{}",
         xen_rt::VERSION,
         rt.image_bytes(),
         ms_since_creation(),
+        rt.booted_at().since_creation().as_millis(),
+        rt.booted_at().elapsed().as_micros(),
         major,
         minor
     );

@@ -108,6 +108,18 @@ pub fn checks(input: &Input) -> Report {
                 "{role}: domain start -> banner: {} ms",
                 e.get("t_ms")
             ));
+            if e.num("entry_ms").is_some() {
+                r.timings.push(format!(
+                    "{role}: domain start -> first instruction: {} ms (Xen unpauses domUs after its boot warnings' 3 s countdown)",
+                    e.get("entry_ms")
+                ));
+            }
+            if e.num("boot_us").is_some() {
+                r.timings.push(format!(
+                    "{role}: first instruction -> banner (xen-rt boot): {} us",
+                    e.get("boot_us")
+                ));
+            }
         }
 
         let want = expected_domid(input, role);
