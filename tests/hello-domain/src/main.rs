@@ -17,10 +17,11 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::string::String;
+use core::sync::atomic::Ordering;
 use core::time::Duration;
 
 use xen_rt::hypercall::{DomId, EvtchnPort, GrantRef};
-use xen_rt::mem::OwnedPage;
+use xen_rt::mem::{OwnedPage, SharedPage};
 use xen_rt::proto::xenstore::{Access, Perm};
 use xen_rt::time::{Instant, ms_since_creation};
 use xen_rt::{Runtime, println};
@@ -29,7 +30,14 @@ xen_rt::entry!(main);
 
 const ROUND_TRIPS: u32 = 10_000;
 const PAYLOAD_BYTES: usize = 1 << 20;
-const CHUNK: usize = 4096;
+/// Layout of the shared page: magic and server domid, then counters each
+/// side bumps (the other only reads them), then the payload chunk.
+const PING: usize = 16;
+const PONG: usize = 20;
+const CHUNK_SEQ: usize = 24;
+const CHUNK_ACK: usize = 28;
+const DATA: usize = 2048;
+const CHUNK: usize = 4096 - DATA;
 /// First bytes of the shared page before the payload phase: lets the client
 /// check that it mapped the right page.
 const MAGIC: &[u8; 8] = b"XENRTHI!";
@@ -201,37 +209,36 @@ fn server(rt: &mut Runtime, me: DomId, peer: DomId) -> Result<(), String> {
     }
     say!(role, "published gref={} port={}", gref.0, port.0);
 
-    // Ping-pong: answer each of the client's notifications.
-    for _ in 0..ROUND_TRIPS {
-        rt.events
-            .wait(port, Some(Instant::now().after(LONG)))
-            .map_err(|e| format!("ping wait: {:?}", e))?;
+    let Some(view) = granted.shared() else {
+        return Err("granted page has no view".into());
+    };
+    // Ping-pong: the client bumps PING and notifies; we answer with the
+    // same value in PONG. Events only say "look again": a spurious or
+    // merged notification costs a re-check, never a lost round.
+    for i in 1..=ROUND_TRIPS {
+        wait_for_counter(rt, port, &view, PING, i)?;
+        view.store_u32(PONG, i, Ordering::Release)
+            .map_err(|e| format!("pong: {:?}", e))?;
         rt.events
             .notify(port)
-            .map_err(|e| format!("pong: {:?}", e))?;
+            .map_err(|e| format!("pong notify: {:?}", e))?;
     }
 
-    // Payload: wait for the client's go (a separate notification, so it
-    // cannot merge with the last pong), then fill a chunk, notify, wait for
-    // the client's ack, strictly alternating.
-    rt.events
-        .wait(port, Some(Instant::now().after(LONG)))
-        .map_err(|e| format!("go wait: {:?}", e))?;
+    // Payload: fill the data half of the page, publish its sequence
+    // number, wait for the client's ack of that number.
     let mut hash = Fnv::new();
     let mut chunk = [0u8; CHUNK];
-    for i in 0..(PAYLOAD_BYTES / CHUNK) {
-        fill_chunk(i as u32, &mut chunk);
+    for i in 1..=(PAYLOAD_BYTES / CHUNK) as u32 {
+        fill_chunk(i, &mut chunk);
         hash.update(&chunk);
-        if let Some(view) = granted.shared() {
-            view.copy_in(0, &chunk)
-                .map_err(|e| format!("fill: {:?}", e))?;
-        }
+        view.copy_in(DATA, &chunk)
+            .map_err(|e| format!("fill: {:?}", e))?;
+        view.store_u32(CHUNK_SEQ, i, Ordering::Release)
+            .map_err(|e| format!("chunk seq: {:?}", e))?;
         rt.events
             .notify(port)
             .map_err(|e| format!("notify: {:?}", e))?;
-        rt.events
-            .wait(port, Some(Instant::now().after(LONG)))
-            .map_err(|e| format!("ack wait: {:?}", e))?;
+        wait_for_counter(rt, port, &view, CHUNK_ACK, i)?;
     }
     say!(
         role,
@@ -311,17 +318,20 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
         if magic_ok { "ok" } else { "BAD" }
     );
 
+    let Some(page) = mapped.page() else {
+        return Err("mapped grant has no page".into());
+    };
     let mut min = u64::MAX;
     let mut max = 0u64;
     let start = Instant::now();
-    for _ in 0..ROUND_TRIPS {
+    for i in 1..=ROUND_TRIPS {
         let t0 = Instant::now();
-        rt.events
-            .notify(port)
+        page.store_u32(PING, i, Ordering::Release)
             .map_err(|e| format!("ping: {:?}", e))?;
         rt.events
-            .wait(port, Some(Instant::now().after(LONG)))
-            .map_err(|e| format!("pong wait: {:?}", e))?;
+            .notify(port)
+            .map_err(|e| format!("ping notify: {:?}", e))?;
+        wait_for_counter(rt, port, page, PONG, i)?;
         let ns = t0.elapsed().as_nanos() as u64;
         min = min.min(ns);
         max = max.max(ns);
@@ -336,20 +346,21 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
         max
     );
 
+    // Payload: wait for each chunk's sequence number, pull the data half of
+    // the page with grant copy, ack the number.
     let mut hash = Fnv::new();
     let mut buf = alloc::vec![0u8; CHUNK];
     let started = Instant::now();
-    rt.events.notify(port).map_err(|e| format!("go: {:?}", e))?;
-    for _ in 0..(PAYLOAD_BYTES / CHUNK) {
-        rt.events
-            .wait(port, Some(Instant::now().after(LONG)))
-            .map_err(|e| format!("chunk wait: {:?}", e))?;
-        xen_rt::gnttab::copy_from(peer, gref, 0, &mut buf)
+    for i in 1..=(PAYLOAD_BYTES / CHUNK) as u32 {
+        wait_for_counter(rt, port, page, CHUNK_SEQ, i)?;
+        xen_rt::gnttab::copy_from(peer, gref, DATA as u16, &mut buf)
             .map_err(|e| format!("grant copy: {:?}", e))?;
         hash.update(&buf);
+        page.store_u32(CHUNK_ACK, i, Ordering::Release)
+            .map_err(|e| format!("ack: {:?}", e))?;
         rt.events
             .notify(port)
-            .map_err(|e| format!("ack: {:?}", e))?;
+            .map_err(|e| format!("ack notify: {:?}", e))?;
     }
     let ms = started.elapsed().as_millis();
     say!(
@@ -375,6 +386,43 @@ fn client(rt: &mut Runtime, _me: DomId, peer: DomId) -> Result<(), String> {
         .write("data/hello/result", result.as_bytes())
         .map_err(|e| format!("write result: {:?}", e))?;
     Ok(())
+}
+
+/// Waits until the peer-written counter at `offset` reaches `want`. The
+/// peer only ever moves it from `want - 1` to `want`; any other value is a
+/// protocol violation and ends the exchange.
+fn wait_for_counter(
+    rt: &mut Runtime,
+    port: EvtchnPort,
+    page: &SharedPage,
+    offset: usize,
+    want: u32,
+) -> Result<(), String> {
+    let deadline = Instant::now().after(LONG);
+    loop {
+        let seen = page
+            .load_u32(offset, Ordering::Acquire)
+            .map_err(|e| format!("read counter: {:?}", e))?;
+        if seen == want {
+            return Ok(());
+        }
+        if seen != want.wrapping_sub(1) {
+            return Err(format!(
+                "peer wrote counter {} at offset {} while {} was expected",
+                seen, offset, want
+            ));
+        }
+        match rt.events.wait(port, Some(deadline)) {
+            Ok(()) => {}
+            Err(xen_rt::events::EventError::TimedOut) => {
+                return Err(format!(
+                    "timed out waiting for counter {} at offset {}",
+                    want, offset
+                ));
+            }
+            Err(e) => return Err(format!("event wait: {:?}", e)),
+        }
+    }
 }
 
 /// Deterministic chunk content: an xorshift stream seeded by the index.

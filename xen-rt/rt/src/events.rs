@@ -84,6 +84,11 @@ impl Events {
     }
 
     /// Binds to `remote_port` of `remote`; the local port starts unmasked.
+    ///
+    /// Xen marks the new local port pending at once (notifications sent to
+    /// the unbound port may have been lost), so the first wait returns
+    /// immediately: as everywhere, an event means "look at the shared
+    /// state again", never "exactly one thing happened".
     pub fn bind_interdomain(
         &mut self,
         remote: DomId,
