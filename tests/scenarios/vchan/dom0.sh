@@ -4,10 +4,13 @@
 # client, 1 run). libxenvchan is driven through vchan-socket-proxy with
 # `-` (stdin/stdout). Every result line starts with `=== DOM0: vchan`.
 #
-# BYTES must match the SEND/RECV sizes in ../vchan.toml.
+# BYTES and BIG must match the SEND/RECV sizes in ../vchan.toml (BIG for
+# run 1 of vchan-srv, BYTES for the others).
 BYTES=$((4 * 1024 * 1024))
+BIG=$((64 * 1024 * 1024))
 PROXY=vchan-socket-proxy
 TX=/tmp/vchan-tx
+TXBIG=/tmp/vchan-txbig
 # Upper bound for one session, in seconds.
 LIMIT_S=150
 
@@ -22,10 +25,11 @@ feed() {
     while [ ! -e "$2" ]; do sleep 0.1; done
 }
 
-# vrun NAME MODE DOMID PATH INPUT: one vchan-socket-proxy session; prints
-# what dom0 received (bytes, md5) and the session's wall time.
+# vrun NAME MODE DOMID PATH INPUT INPUT_MD5: one vchan-socket-proxy
+# session; prints what dom0 sent and received (bytes, md5) and the
+# session's wall time.
 vrun() {
-    name=$1 mode=$2 dom=$3 path=$4 input=$5
+    name=$1 mode=$2 dom=$3 path=$4 input=$5 input_md5=$6
     stop=/tmp/stop.$name rx=/tmp/rx.$name in=/tmp/in.$name
     rm -f "$stop" "$rx" "$in"
     mkfifo "$in"
@@ -43,22 +47,26 @@ vrun() {
     kill $wd 2>/dev/null
     touch "$stop"
     wait
-    echo "=== DOM0: vchan run=$name mode=$mode dom=$dom port=${path##*/} rc=$rc rx_bytes=$(wc -c < "$rx") rx_md5=$(md5 "$rx") ms=$((t1 - t0))"
+    echo "=== DOM0: vchan run=$name mode=$mode dom=$dom port=${path##*/} rc=$rc tx_bytes=$(wc -c < "$input") tx_md5=$input_md5 rx_bytes=$(wc -c < "$rx") rx_md5=$(md5 "$rx") ms=$((t1 - t0))"
     rm -f "$rx" "$stop" "$in"
 }
 
 t0=$(now_ms)
 head -c $BYTES /dev/urandom > $TX
-echo "=== DOM0: vchan tx bytes=$(wc -c < $TX) md5=$(md5 $TX) gen_ms=$(($(now_ms) - t0))"
+head -c $BIG /dev/urandom > $TXBIG
+TX_MD5=$(md5 $TX)
+BIG_MD5=$(md5 $TXBIG)
+echo "=== DOM0: vchan tx bytes=$BYTES md5=$TX_MD5 big=$BIG big_md5=$BIG_MD5 gen_ms=$(($(now_ms) - t0))"
 
 # Our domain 1 is the server (dom0 = libxenvchan client), ports 0..3.
-vrun srv-inpage client 1 /local/domain/1/data/vchan/0/0 $TX
-vrun srv-multipage client 1 /local/domain/1/data/vchan/0/1 $TX
-vrun bench-dom-inpage client 1 /local/domain/1/data/vchan/0/2 $TX
-vrun bench-dom-multipage client 1 /local/domain/1/data/vchan/0/3 $TX
+vrun srv-inpage client 1 /local/domain/1/data/vchan/0/0 $TX $TX_MD5
+vrun srv-multipage client 1 /local/domain/1/data/vchan/0/1 $TXBIG $BIG_MD5
+rm -f $TXBIG
+vrun bench-dom-inpage client 1 /local/domain/1/data/vchan/0/2 $TX $TX_MD5
+vrun bench-dom-multipage client 1 /local/domain/1/data/vchan/0/3 $TX $TX_MD5
 
 # Our domain 2 is the client (dom0 = libxenvchan server, default rings).
-vrun cli server 2 /local/domain/0/data/vchan/2/0 $TX
+vrun cli server 2 /local/domain/0/data/vchan/2/0 $TX $TX_MD5
 
 # Benchmark baseline: libxenvchan to libxenvchan inside dom0 (server and
 # client proxy both in domain 0, the client sends BYTES, the server's
@@ -83,7 +91,7 @@ t1=$(now_ms)
 kill $wd $spid $cpid 2>/dev/null
 touch /tmp/stop.loop
 wait
-echo "=== DOM0: vchan run=loopback mode=both dom=0 port=loop rc=0 rx_bytes=$(wc -c < /tmp/rx.loop) rx_md5=$(md5 /tmp/rx.loop) ms=$((t1 - t0))"
+echo "=== DOM0: vchan run=loopback mode=both dom=0 port=loop rc=0 tx_bytes=$BYTES tx_md5=$TX_MD5 rx_bytes=$(wc -c < /tmp/rx.loop) rx_md5=$(md5 /tmp/rx.loop) ms=$((t1 - t0))"
 rm -f /tmp/rx.loop /tmp/hold.loop /tmp/out.loop /tmp/stop.loop /tmp/in.loop
 
 xl list

@@ -156,7 +156,8 @@ pub fn common(input: &Input) -> Report {
 pub fn evaluate(input: &Input) -> Report {
     let mut r = common(input);
     if input.manifest.name == "panic" {
-        r.checks.retain(|c| !panic::REPLACES_COMMON.contains(&c.name.as_str()));
+        r.checks
+            .retain(|c| !panic::REPLACES_COMMON.contains(&c.name.as_str()));
     }
     let specific = match input.manifest.name.as_str() {
         "hello" => Some(hello::checks(input)),

@@ -130,9 +130,6 @@ pub fn checks(input: &Input) -> Report {
         ),
         _ => Check::new("dom0-payload", false, "no `vchan tx` line from dom0"),
     });
-    let (tx_bytes, tx_md5) = tx
-        .as_ref()
-        .map_or((None, ""), |f| (f.num("bytes"), f.get("md5")));
 
     // dom0 -> domain benchmark: fastest receive-only in-page run.
     let mut bench: Option<(u64, u64)> = None;
@@ -184,6 +181,7 @@ pub fn checks(input: &Input) -> Report {
                     .push(Check::new(&name, false, "no dom0 session line"));
                 continue;
             };
+            let (tx_bytes, tx_md5) = (d0.num("tx_bytes"), d0.get("tx_md5"));
             if run.recv > 0 {
                 match &received {
                     Some(f) => {
@@ -269,7 +267,9 @@ pub fn checks(input: &Input) -> Report {
     // sizes (proxy server defaults: client->server ring 1 KiB).
     let lb = dom0_run(input, 0, "loop");
     let lb_ok = lb.as_ref().is_some_and(|f| {
-        f.num("rx_bytes") == tx_bytes && f.get("rx_md5") == tx_md5 && tx_bytes.is_some()
+        f.num("tx_bytes").is_some()
+            && f.num("rx_bytes") == f.num("tx_bytes")
+            && f.get("rx_md5") == f.get("tx_md5")
     });
     match (&lb, bench) {
         (Some(f), Some((bytes, ms))) if lb_ok => {
@@ -288,4 +288,143 @@ pub fn checks(input: &Input) -> Report {
         (None, _) => r.timings.push("bench: no loopback line from dom0".into()),
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::qemu::Ending;
+    use crate::scenarios::{Input, evaluate};
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .canonicalize()
+            .unwrap();
+        let root = root.parent().unwrap();
+        Manifest::load(&root.join("tests/scenarios/vchan.toml")).unwrap()
+    }
+
+    /// A log in the shape of a real run, with the sizes of vchan.toml.
+    fn good_log(m: &Manifest) -> String {
+        let runs = parse_runs(m.domu[0].bootargs.as_deref().unwrap()).unwrap();
+        let n = runs[0].recv;
+        let tx = "1f7ecd63fa6db5bdac5a461c5932fc15";
+        let ours = "e0d5c0bdd4b194e855501786ed56b411";
+        let mut log = String::from(
+            "[+   0.264] (XEN) Xen version 4.20.4-pre (Debian) debug=n\n\
+             [+   4.215] (XEN) DOM2: vchan[client] banner xen-rt 0.1.0 image=101808 t_ms=3066 xen=4.20\n\
+             [+   4.218] (XEN) DOM1: vchan[server] banner xen-rt 0.1.0 image=101808 t_ms=3091 xen=4.20\n\
+             [+  14.611] === DOM0 SETUP DONE: uptime 8.38 0.88 ===\n",
+        );
+        log += &format!("[+  16.300] === DOM0: vchan tx bytes={n} md5={tx} gen_ms=1570\n");
+        let names = [
+            "srv-inpage",
+            "srv-multipage",
+            "bench-dom-inpage",
+            "bench-dom-multipage",
+        ];
+        for (i, r) in runs.iter().enumerate() {
+            if r.send > 0 {
+                log += &format!(
+                    "[+  20.000] (XEN) DOM1: vchan[server] run={i} sent bytes={} md5={ours}\n",
+                    r.send
+                );
+            }
+            log += &format!(
+                "[+  21.000] (XEN) DOM1: vchan[server] run={i} received bytes={} md5={} ms=1000\n\
+                 [+  21.100] (XEN) DOM1: vchan[server] run={i} closed ms=1100 kib_s=1 waits=3\n\
+                 [+  21.200] === DOM0: vchan run={} mode=client dom=1 port={i} rc=0 tx_bytes={} tx_md5={tx} rx_bytes={} rx_md5={} ms=1200\n",
+                r.recv,
+                if r.recv > 0 { tx } else { "-" },
+                names[i],
+                r.recv,
+                r.send,
+                if r.send > 0 {
+                    ours
+                } else {
+                    "d41d8cd98f00b204e9800998ecf8427e"
+                },
+            );
+        }
+        log += &format!(
+            "[+  30.000] (XEN) DOM1: vchan[server] done\n\
+             [+  40.000] (XEN) DOM2: vchan[client] run=0 sent bytes={n} md5={ours}\n\
+             [+  40.100] (XEN) DOM2: vchan[client] run=0 received bytes={n} md5={tx} ms=900\n\
+             [+  40.200] (XEN) DOM2: vchan[client] run=0 closed ms=950 kib_s=1 waits=3\n\
+             [+  40.300] (XEN) DOM2: vchan[client] done\n\
+             [+  40.400] === DOM0: vchan run=cli mode=server dom=2 port=0 rc=0 tx_bytes={n} tx_md5={tx} rx_bytes={n} rx_md5={ours} ms=1000\n\
+             [+  50.000] === DOM0: vchan run=loopback mode=both dom=0 port=loop rc=0 tx_bytes={n} tx_md5={tx} rx_bytes={n} rx_md5={tx} ms=2400\n\
+             [+  51.000] === DOM0 SCENARIO DONE\n"
+        );
+        log
+    }
+
+    fn run(log: &str, m: &Manifest) -> Report {
+        let lines = crate::qemu::parse_log(log);
+        let input = Input {
+            manifest: m,
+            lines: &lines,
+            ending: &Ending::DoneMarker,
+            image_sizes: vec![],
+        };
+        evaluate(&input)
+    }
+
+    #[test]
+    fn runs_parse() {
+        assert_eq!(
+            parse_runs("role=server runs=10:11:4M:1K,16:16:0:7").unwrap(),
+            vec![
+                Run {
+                    read_order: 10,
+                    write_order: 11,
+                    send: 4 << 20,
+                    recv: 1024
+                },
+                Run {
+                    read_order: 16,
+                    write_order: 16,
+                    send: 0,
+                    recv: 7
+                },
+            ]
+        );
+        assert!(parse_runs("runs=10:11:4M").is_none());
+        assert_eq!(parse_runs("role=client").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn passing_log() {
+        let m = manifest();
+        let r = run(&good_log(&m), &m);
+        for c in &r.checks {
+            assert!(c.ok, "{} failed: {}", c.name, c.detail);
+        }
+        assert!(r.success());
+        assert!(
+            r.timings.iter().any(|t| t.contains("ratio")),
+            "{:?}",
+            r.timings
+        );
+    }
+
+    #[test]
+    fn corrupted_transfer_fails() {
+        let m = manifest();
+        let log = good_log(&m).replacen(
+            "rx_md5=e0d5c0bdd4b194e855501786ed56b411",
+            "rx_md5=00000000000000000000000000000000",
+            1,
+        );
+        let r = run(&log, &m);
+        let failed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(failed, vec!["server-run0"]);
+    }
 }
