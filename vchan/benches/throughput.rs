@@ -13,6 +13,7 @@
 //!
 //! The simulated SharedMemory copies word by word through `AtomicU32`s, as
 //! a conservative stand-in for volatile copies into a mapped page.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::thread;

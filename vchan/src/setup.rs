@@ -415,8 +415,16 @@ impl<'a> Client<'a> {
             }
         }
         let mut refs = [0 as GrantRef; 512];
+        // Validated orders need at most 2 * 256 grants; the checked slicing
+        // keeps this path provably panic-free (tests/no-panic-probe).
+        let too_many = ProtocolError::BadOrder {
+            order: left_order.max(right_order),
+        };
         let n = geometry.grant_count();
-        for (i, r) in refs[..n].iter_mut().enumerate() {
+        let Some(listed) = refs.get_mut(..n) else {
+            return Err(too_many.into());
+        };
+        for (i, r) in listed.iter_mut().enumerate() {
             *r = hdr.load_u32(GRANTS + 4 * i, Relaxed);
         }
         let wr_prod = hdr.load_u32(LEFT_PROD, Acquire);
@@ -430,14 +438,19 @@ impl<'a> Client<'a> {
         }
         let nl = geometry.left.pages();
         let nr = geometry.right.pages();
+        let (Some(left_refs), Some(right_refs)) =
+            (refs.get(..nl), refs.get(nl..).and_then(|r| r.get(..nr)))
+        else {
+            return Err(too_many.into());
+        };
         let left = if nl > 0 {
-            Some(map_checked(maps, self.peer, &refs[..nl], true, None)?)
+            Some(map_checked(maps, self.peer, left_refs, true, None)?)
         } else {
             None
         };
         let right = if nr > 0 {
             // We only read the server→client ring: map it read-only.
-            match map_checked(maps, self.peer, &refs[nl..nl + nr], false, None) {
+            match map_checked(maps, self.peer, right_refs, false, None) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     if let Some(l) = left {

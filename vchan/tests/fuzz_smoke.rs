@@ -1,5 +1,6 @@
 //! Runs the cargo-fuzz driver `vchan::sim::fuzz_header` over a few
 //! thousand pseudo-random inputs so CI exercises it without cargo-fuzz.
+#![forbid(unsafe_code)]
 
 #[test]
 fn fuzz_header_pseudo_random() {

@@ -1,5 +1,6 @@
 //! A hostile peer: corrupt indices, orders, grants and live bytes give a
 //! typed error and close the channel; nothing panics or stalls.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -12,6 +12,7 @@
 //!
 //! The search is sequentially consistent; `tests/loom_notify.rs` (run with
 //! `RUSTFLAGS="--cfg loom"`) checks the same protocol under the C11 model.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

@@ -10,6 +10,7 @@
 //! from the indices, which loom checks). A lost wake-up shows up as a loom
 //! deadlock.
 #![cfg(loom)]
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::Mutex as StdMutex;

@@ -1,5 +1,6 @@
 //! The rings against a `VecDeque` model: every order, both directions,
 //! indices starting near `u32::MAX` so that they wrap during the run.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 

@@ -1,5 +1,6 @@
 //! Two-thread transfers over the simulated Xen, both roles and directions,
 //! many ring orders; lifecycle (close, EOF, peer death, reconnect, timeouts).
+#![forbid(unsafe_code)]
 
 use std::thread;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Puts the domain linker script on the library search path of every crate
 //! that links xen-rt, so `-Txen-aarch64-domu.ld` (set in .cargo/config.toml)
 //! finds it.
+#![forbid(unsafe_code)]
 use std::{env, fs, path::PathBuf};
 
 fn main() {

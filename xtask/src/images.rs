@@ -46,13 +46,15 @@ pub fn build(paths: &Paths, crates: &[String]) -> Result<Vec<BuiltImage>> {
     }
     step(&format!("building domain images: {}", crates.join(", ")));
     let t0 = std::time::Instant::now();
-    let mut c = cargo();
-    c.current_dir(&paths.root)
-        .args(["build", "--target", TARGET, "--release"]);
+    // One cargo invocation per crate: built together, cargo would unify
+    // xen-rt's features across them (e.g. storage-domain's `virtio`) and
+    // every image would carry the union.
     for k in crates {
-        c.args(["-p", k]);
+        let mut c = cargo();
+        c.current_dir(&paths.root)
+            .args(["build", "--target", TARGET, "--release", "-p", k]);
+        run(&mut c).with_context(|| format!("building {k}"))?;
     }
-    run(&mut c).context("building the domain crates")?;
     std::fs::create_dir_all(&paths.images)?;
     let mut out = Vec::new();
     for k in crates {

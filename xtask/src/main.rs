@@ -11,7 +11,10 @@
 //!                                    boot Xen + dom0 + the scenario's domUs
 //! cargo xtask check [--scenario NAME] [--log FILE]
 //!                                    re-evaluate a scenario's checks on a saved log
-//! cargo xtask test                   host unit tests, then every scenario in check mode
+//! cargo xtask test [--no-qemu]       gates, host unit tests, then every scenario in check mode
+//! cargo xtask audit [--no-probe]     per-image LOC, deps+licenses, unsafe, sizes -> target/audit.json
+//! cargo xtask fuzz [TARGET] [--seconds N]
+//!                                    libFuzzer via cargo +nightly fuzz (installs cargo-fuzz)
 //! ```
 //!
 //! Design rules:
@@ -31,12 +34,17 @@
 #![forbid(unsafe_code)]
 
 mod apt;
+mod audit;
 mod cpio;
 mod fdt;
+mod fuzz;
+mod gates;
 mod images;
 mod initramfs;
 mod manifest;
+mod passthrough;
 mod qemu;
+mod rustsrc;
 mod scenarios;
 mod util;
 
@@ -55,6 +63,7 @@ pub const HOST_TEST_EXCLUDES: &[&str] = &[
     "storage-domain",
     "console-domain",
     "xen-rt",
+    "no-panic-probe",
 ];
 
 /// Upper bound for the host `cargo test` step (a hung test must not hang CI).
@@ -77,7 +86,11 @@ commands:
       --dry-run               prepare everything and print the qemu command, do not run it
   check [--scenario N] [--log FILE]
                               re-run a scenario's checks on a saved log (default target/logs/<name>.log)
-  test                        host unit tests, then every scenario with --check
+  test [--no-qemu]            assurance gates (budgets, unsafe policy, lints, fmt, cargo-deny,
+                              no-panic probe), host unit tests, then every scenario with --check
+  audit [--no-probe]          per domain image and arch: our LOC, third-party crates and licenses,
+                              unsafe sites, image size, goals; also target/audit.json
+  fuzz [TARGET] [--seconds N] run libFuzzer (cargo +nightly fuzz) on one or all targets (default 60 s each)
 ";
 
 fn main() -> ExitCode {
@@ -270,8 +283,39 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             })
         }
         "test" => {
+            let no_qemu = o.flag("--no-qemu");
             o.finish()?;
-            test_cmd(&paths)
+            test_cmd(&paths, no_qemu)
+        }
+        "audit" => {
+            let no_probe = o.flag("--no-probe");
+            o.finish()?;
+            let a = audit::run(&paths, !no_probe)?;
+            audit::print(&a);
+            let json = paths.target.join("audit.json");
+            std::fs::create_dir_all(&paths.target)?;
+            std::fs::write(&json, serde_json::to_string_pretty(&a)? + "\n")?;
+            println!("wrote {}", json.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        "fuzz" => {
+            let seconds = o
+                .value("--seconds")?
+                .map(|s| s.parse::<u64>().context("--seconds"))
+                .transpose()?
+                .unwrap_or(60);
+            let targets: Vec<String> = if o.args.is_empty() {
+                fuzz::TARGETS.iter().map(|s| s.to_string()).collect()
+            } else {
+                std::mem::take(&mut o.args)
+            };
+            o.finish()?;
+            let ok = fuzz::run(&paths, &targets, seconds)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
@@ -430,7 +474,15 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
         dom0_ramdisk: &rd.dom0,
         domus,
     };
-    let plan = qemu::make_plan(paths, &m, &boot, interactive)?;
+    let mut plan = qemu::make_plan(paths, &m, &boot, interactive)?;
+    if plan.passthrough.needs_calibration(&m) && !q.dry_run {
+        passthrough::calibrate(paths, &m, &plan)?;
+        plan = qemu::make_plan(paths, &m, &boot, interactive)?;
+        anyhow::ensure!(
+            !plan.passthrough.needs_calibration(&m),
+            "calibration did not produce a DMA window"
+        );
+    }
     let t_dtb = t.elapsed().as_secs_f64();
     for md in &plan.modules {
         println!("    {:#010x} {:>10} bytes  {}", md.addr, md.size, md.label);
@@ -444,6 +496,8 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
         println!("{}", plan.command_line());
         return Ok(true);
     }
+    plan.passthrough
+        .start_verifier(&m, Duration::from_secs(q.timeout.unwrap_or(m.timeout_s)));
     if interactive {
         qemu::run_interactive(&plan)?;
         return Ok(true);
@@ -481,9 +535,41 @@ fn image_sizes(paths: &Paths, m: &manifest::Manifest) -> Vec<(String, u64)> {
 }
 
 /// `cargo xtask test`: host tests, then every scenario in check mode.
-fn test_cmd(paths: &Paths) -> Result<ExitCode> {
+fn test_cmd(paths: &Paths, no_qemu: bool) -> Result<ExitCode> {
     let t0 = Instant::now();
     let mut results: Vec<(String, bool, f64)> = Vec::new();
+    // Assurance gates first (cheap, and a failure is reported before the
+    // long qemu part): budgets need the audited images built.
+    step("assurance gates");
+    let t = Instant::now();
+    let audited: Vec<String> = audit::AUDIT_DOMAINS.iter().map(|s| s.to_string()).collect();
+    if let Err(e) = images::build(paths, &audited) {
+        eprintln!("building images for the budgets: {e:#}");
+    }
+    let gates = gates::all(paths);
+    let gates_failed = gates.iter().filter(|c| !c.ok).count();
+    println!(
+        "{} passed, {gates_failed} failed",
+        gates.len() - gates_failed
+    );
+    let failed_names: Vec<&str> = gates
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    results.push((
+        if failed_names.is_empty() {
+            format!("assurance gates ({} checks)", gates.len())
+        } else {
+            format!(
+                "assurance gates ({gates_failed} of {} failed: {})",
+                gates.len(),
+                failed_names.join(", ")
+            )
+        },
+        gates_failed == 0,
+        t.elapsed().as_secs_f64(),
+    ));
     step("host tests");
     let t = Instant::now();
     let mut c = util::cargo();
@@ -506,7 +592,13 @@ fn test_cmd(paths: &Paths) -> Result<ExitCode> {
         }
     };
     results.push(("host tests".into(), ok, t.elapsed().as_secs_f64()));
-    for mpath in manifest::all(&paths.root)? {
+    let scenarios = if no_qemu {
+        step("qemu scenarios skipped (--no-qemu)");
+        Vec::new()
+    } else {
+        manifest::all(&paths.root)?
+    };
+    for mpath in scenarios {
         let name = mpath.file_stem().unwrap().to_string_lossy().into_owned();
         step(&format!("scenario {name}"));
         let t = Instant::now();

@@ -24,7 +24,15 @@
 //! name = "linux-guest"
 //! image = "linux"                      # Debian kernel + guest initramfs
 //! script = "tests/scenarios/x/guest.sh" # optional, /scenario.sh in the guest
+//!
+//! [[domu.passthrough]]                 # a virtio-mmio device for the domU above
+//! kind = "blk"                         # or "net" (qemu user networking)
+//! disk_mb = 16                         # blk: fresh image target/pt/<scenario>-<domu>-<k>.img
+//! # iommu_platform = true              # default: true for linux, false for our domains
 //! ```
+//!
+//! A domU with passthrough devices needs a power-of-two `memory_mb`; see
+//! `src/passthrough.rs` for the DMA-window calibration and verification.
 //!
 //! Domain ids: dom0 is 0; the `[[domu]]` entries become domains 1, 2, ...
 //! in manifest order, because Xen creates dom0less domains in device-tree
@@ -82,6 +90,34 @@ pub struct DomU {
     /// Linux guests only: a shell script copied into the guest initramfs.
     #[serde(default)]
     pub script: Option<PathBuf>,
+    /// virtio-mmio devices passed through to this domU (see
+    /// `src/passthrough.rs`): `[[domu.passthrough]]` with `kind = "blk"`
+    /// (a fresh disk image under target/pt/, `disk_mb` MiB, default 16) or
+    /// `kind = "net"` (qemu user networking).
+    #[serde(default)]
+    pub passthrough: Vec<Passthrough>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Passthrough {
+    pub kind: PtKind,
+    /// blk: size of the disk image in MiB.
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
+    /// Offer VIRTIO_F_ACCESS_PLATFORM (qemu `iommu_platform=on`). Linux
+    /// needs it to use the DMA API (and so dma-ranges); default: on for
+    /// Linux guests, off for our domains (virtio-drivers does not
+    /// negotiate the feature, and our HAL translates anyway).
+    #[serde(default)]
+    pub iommu_platform: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PtKind {
+    Blk,
+    Net,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -157,6 +193,13 @@ impl Manifest {
                 "domU {}: memory_mb and vcpus must be > 0",
                 d.name
             );
+            if !d.passthrough.is_empty() {
+                ensure!(
+                    d.memory_mb.is_power_of_two(),
+                    "domU {}: passthrough needs a power-of-two memory_mb (one naturally aligned RAM chunk)",
+                    d.name
+                );
+            }
             match &d.image {
                 Image::Named(n) if n == "linux" => {}
                 Image::Named(n) => bail!(
@@ -173,6 +216,12 @@ impl Manifest {
                 }
             }
         }
+        let devices: usize = self.domu.iter().map(|d| d.passthrough.len()).sum();
+        ensure!(
+            devices <= crate::passthrough::MAX_DEVICES,
+            "at most {} passthrough devices in all",
+            crate::passthrough::MAX_DEVICES
+        );
         Ok(())
     }
 

@@ -299,6 +299,8 @@ pub struct Plan {
     pub args: Vec<String>,
     pub dtb: PathBuf,
     pub modules: Vec<Module>,
+    /// Passed-through devices (src/passthrough.rs).
+    pub passthrough: crate::passthrough::Prepared,
 }
 
 impl Plan {
@@ -335,6 +337,8 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
         };
         domus.push(DomUBoot { kernel, ramdisk });
     }
+    let mut pt = crate::passthrough::Prepared::new(paths, m)?;
+    pt.place(m, &dir, &mut placer)?;
     // Per-process names: concurrent runs must not clobber each other's files.
     let dump = dir.join(format!("virt-gic3.{}.dtb", std::process::id()));
     let dumped = dump_virt_dtb(&dump);
@@ -353,6 +357,7 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
         r0,
         &domus,
     )?;
+    pt.configure_tree(&mut t, m)?;
     let dtb = dir.join(format!("{}.dtb", m.name));
     let tmp = dir.join(format!("{}.dtb.{}", m.name, std::process::id()));
     let blob = t.to_bytes();
@@ -367,10 +372,14 @@ pub fn make_plan(paths: &Paths, m: &Manifest, boot: &Boot, interactive: bool) ->
     ]);
     args.extend(["-dtb".into(), dtb.display().to_string()]);
     args.extend(placer.loader_args()?);
+    args.extend(pt.qemu_args());
+    pt.write_blobs(paths, m, &std::fs::read(&dtb)?, boot.xen, &args)?;
+    args.extend(pt.monitor_args(paths));
     Ok(Plan {
         args,
         dtb,
         modules: placer.modules,
+        passthrough: pt,
     })
 }
 

@@ -22,6 +22,23 @@ pub struct DeviceTreeInfo {
     pub gicr: Option<u64>,
     pub uart: Option<u64>,
     pub bootargs: heapless::String<256>,
+    /// Devices passed through to this domain (children of `/passthrough`
+    /// in the partial device tree xtask attaches to the domain).
+    pub passthrough: heapless::Vec<PtDevice, 4>,
+    /// `dma-ranges` of `/passthrough`: where our RAM appears to the
+    /// passed-through devices (they see host physical addresses).
+    pub dma_window: Option<crate::mem::DmaWindow>,
+}
+
+/// One passed-through device node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PtDevice {
+    /// `reg` (guest physical, Xen maps it 1:1 from the host).
+    pub reg: Region,
+    /// GIC interrupt id of the device's SPI.
+    pub intid: Option<u32>,
+    /// `compatible = "virtio,mmio"`.
+    pub virtio_mmio: bool,
 }
 
 /// Errors reading the device tree.
@@ -74,6 +91,28 @@ impl DeviceTreeInfo {
                 .and_then(|mut r| r.next())
                 .map(|r| r.starting_address as u64);
         }
+        #[cfg(feature = "virtio")]
+        if let Some(pt) = fdt.find_node("/passthrough") {
+            info.dma_window = pt
+                .property("dma-ranges")
+                .and_then(|p| parse_dma_ranges(p.value));
+            for dev in pt.children() {
+                let Some(reg) = dev.property("reg").and_then(|p| cells64_pair(p.value)) else {
+                    continue;
+                };
+                let virtio_mmio = dev
+                    .compatible()
+                    .is_some_and(|c| c.all().any(|s| s == "virtio,mmio"));
+                let intid = dev
+                    .property("interrupts")
+                    .and_then(|p| gic_intid(p.value, 0));
+                let _ = info.passthrough.push(PtDevice {
+                    reg,
+                    intid,
+                    virtio_mmio,
+                });
+            }
+        }
         if let Some(args) = fdt.chosen().bootargs() {
             let _ = info.bootargs.push_str(&args[..args.len().min(256)]);
         }
@@ -103,4 +142,29 @@ fn gic_intid(cells: &[u8], index: usize) -> Option<u32> {
         1 => number.checked_add(16),
         _ => None,
     }
+}
+
+/// The `i`-th 64-bit big-endian value (two cells) of a property.
+#[cfg(feature = "virtio")]
+fn be64_at(v: &[u8], i: usize) -> Option<u64> {
+    let b = v.get(i * 8..i * 8 + 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    Some(u64::from_be_bytes(a))
+}
+
+/// Two 64-bit values (`#address-cells = #size-cells = <2>`).
+#[cfg(feature = "virtio")]
+fn cells64_pair(v: &[u8]) -> Option<(u64, u64)> {
+    Some((be64_at(v, 0)?, be64_at(v, 1)?))
+}
+
+/// `dma-ranges = <device(2) guest(2) size(2)>` (first entry only).
+#[cfg(feature = "virtio")]
+fn parse_dma_ranges(v: &[u8]) -> Option<crate::mem::DmaWindow> {
+    Some(crate::mem::DmaWindow {
+        device: be64_at(v, 0)?,
+        guest: be64_at(v, 1)?,
+        size: be64_at(v, 2)?,
+    })
 }

@@ -47,6 +47,8 @@ pub mod xenbus;
 pub mod xenstore;
 
 pub use runtime::Runtime;
+#[cfg(feature = "virtio")]
+pub use virtio_drivers;
 pub use xen_hypercall as hypercall;
 pub use xen_proto as proto;
 

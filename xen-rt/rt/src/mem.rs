@@ -480,3 +480,210 @@ pub fn device_tree_bytes(dtb: usize) -> Option<&'static [u8]> {
         Some(core::slice::from_raw_parts(dtb as *const u8, total))
     }
 }
+
+// ---- passthrough DMA -------------------------------------------------------
+
+/// Where our RAM appears to a passed-through device (`dma-ranges` of the
+/// partial device tree's `/passthrough`): guest physical
+/// `[guest, guest + size)` is device address `[device, device + size)`.
+/// The device sees host physical addresses; Xen allocated our RAM bank as
+/// one naturally aligned chunk, whose host address xtask calibrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DmaWindow {
+    pub device: u64,
+    pub guest: u64,
+    pub size: u64,
+}
+
+impl DmaWindow {
+    /// Device address of guest physical `[gpa, gpa + len)`, or `None` when
+    /// any byte of it lies outside the window (never DMA there).
+    pub fn to_device(&self, gpa: u64, len: u64) -> Option<u64> {
+        let off = gpa.checked_sub(self.guest)?;
+        let end = off.checked_add(len)?;
+        if end > self.size || !self.is_calibrated() {
+            return None;
+        }
+        self.device.checked_add(off)
+    }
+
+    /// xtask writes device address 0 before it calibrated the window (no
+    /// RAM lives at host physical 0 on the machines we run on): the
+    /// runtime then only shows the calibration beacon and never DMAs.
+    pub fn is_calibrated(&self) -> bool {
+        self.device != 0
+    }
+}
+
+/// The 64-byte calibration pattern for `nonce` (xtask computes the same;
+/// the printed nonce itself never matches it).
+pub fn calibration_pattern(nonce: u64) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (i, w) in out.chunks_exact_mut(8).enumerate() {
+        let v = (nonce ^ 0xa5a5_5a5a_c3c3_3c3c).rotate_left(7 * i as u32 + 1);
+        w.copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The page at the top of our RAM that the runtime keeps out of the heap
+/// when devices are passed through: the DMA beacon page.
+pub fn dma_beacon_page(ram: (u64, u64)) -> usize {
+    (ram.0 + ram.1) as usize - PAGE_SIZE
+}
+
+/// Shows the calibration pattern (fresh nonce) on the beacon page, so
+/// xtask can check, through qemu's monitor, that the DMA window points at
+/// our RAM before it lets the domain start DMA. Returns the nonce.
+pub fn show_dma_beacon(ram: (u64, u64)) -> u64 {
+    let nonce = crate::arch::timer::now_ticks().rotate_left(23) ^ 0x4245_4143_4f4e_2121;
+    let pattern = calibration_pattern(nonce);
+    let page = dma_beacon_page(ram);
+    // SAFETY: the beacon page is RAM of ours that the runtime keeps out of
+    // the heap (runtime::start) and nothing else uses.
+    unsafe { ptr::copy_nonoverlapping(pattern.as_ptr(), page as *mut u8, pattern.len()) };
+    crate::arch::memory_barrier();
+    nonce
+}
+
+/// Clears the beacon page's pattern.
+pub fn clear_dma_beacon(ram: (u64, u64)) {
+    SharedPage::at(dma_beacon_page(ram)).zero();
+}
+
+/// Calibration mode (the DMA window is uncalibrated): writes the pattern
+/// at two pages of our RAM far apart, prints where, and halts. xtask
+/// finds both in a dump of host memory, which gives the host address of
+/// the RAM bank and shows it is contiguous between the two points.
+pub fn dma_calibration_beacon(ram: (u64, u64), heap_start: usize, dev: u64) -> ! {
+    let nonce = crate::arch::timer::now_ticks().rotate_left(17) ^ 0x5852_5443_414c_2121;
+    let pattern = calibration_pattern(nonce);
+    let ram_end = (ram.0 + ram.1) as usize;
+    let top = ram_end - PAGE_SIZE;
+    let mid = ((heap_start + ram_end) / 2) & !(PAGE_SIZE - 1);
+    for at in [mid, top] {
+        if at < heap_start + PAGE_SIZE {
+            continue;
+        }
+        // SAFETY: `at` is a page of our RAM in the heap's free area above
+        // its first page (where the allocator keeps its bookkeeping); in
+        // calibration mode nothing has been allocated this high and the
+        // domain halts below without ever running its main.
+        unsafe { ptr::copy_nonoverlapping(pattern.as_ptr(), at as *mut u8, pattern.len()) };
+    }
+    crate::arch::memory_barrier();
+    crate::println!(
+        "xen-rt: dma-calibrate nonce={nonce:016x} dev={dev:#x} at={mid:#x},{top:#x} ram={:#x}+{:#x}",
+        ram.0,
+        ram.1
+    );
+    crate::arch::halt()
+}
+
+/// virtio-drivers glue: the [`virtio_drivers::Hal`] of a domain whose
+/// device DMA goes through the `dma-ranges` window.
+#[cfg(feature = "virtio")]
+pub mod virtio_hal {
+    use super::{DmaWindow, PAGE_SIZE};
+    use alloc::alloc::{Layout, alloc_zeroed, dealloc};
+    use core::ptr::NonNull;
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
+    use virtio_drivers::{BufferDirection, Hal, PhysAddr};
+
+    static WINDOW: spin::Once<DmaWindow> = spin::Once::new();
+    static TAKEN: AtomicU32 = AtomicU32::new(0);
+
+    /// Sets the DMA window once; false if it was already set differently.
+    pub fn set_window(w: DmaWindow) -> bool {
+        *WINDOW.call_once(|| w) == w
+    }
+
+    fn to_device(addr: usize, len: usize) -> PhysAddr {
+        let Some(w) = WINDOW.get() else {
+            panic!("virtio DMA before the DMA window was set");
+        };
+        match w.to_device(addr as u64, len as u64) {
+            Some(d) => d,
+            None => panic!("DMA buffer {addr:#x}+{len:#x} outside the DMA window {w:x?}"),
+        }
+    }
+
+    fn layout(pages: usize) -> Layout {
+        match Layout::from_size_align(pages.max(1) * PAGE_SIZE, PAGE_SIZE) {
+            Ok(l) => l,
+            Err(_) => panic!("DMA allocation of {pages} pages too large"),
+        }
+    }
+
+    /// DMA memory is zeroed, page-aligned heap memory of our RAM bank; the
+    /// device gets its address through the window. Memory is coherent
+    /// (Normal write-back for us, `dma-coherent` device), so share and
+    /// unshare only translate.
+    pub struct XenHal;
+
+    // SAFETY: dma_alloc returns zeroed, page-aligned memory that nothing
+    // else uses until dma_dealloc, with the device address of exactly that
+    // memory (to_device panics rather than return an address outside our
+    // RAM); share returns the device address of the very buffer.
+    unsafe impl Hal for XenHal {
+        fn dma_alloc(pages: usize, _dir: BufferDirection) -> (PhysAddr, NonNull<u8>) {
+            let l = layout(pages);
+            // SAFETY: non-zero size.
+            let p = unsafe { alloc_zeroed(l) };
+            let Some(v) = NonNull::new(p) else {
+                panic!("out of memory for {pages} DMA pages");
+            };
+            (to_device(p as usize, l.size()), v)
+        }
+
+        // SAFETY: implements the trait's unsafe method; its contract (an
+        // allocation of dma_alloc with this page count) is relied on below.
+        unsafe fn dma_dealloc(_paddr: PhysAddr, vaddr: NonNull<u8>, pages: usize) -> i32 {
+            // SAFETY: allocated by dma_alloc with the same page count (the
+            // trait's contract), freed once.
+            unsafe { dealloc(vaddr.as_ptr(), layout(pages)) };
+            0
+        }
+
+        // SAFETY: implements the trait's unsafe method: MMIO is
+        // identity-mapped (mmu::init maps passed-through pages as Device).
+        unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+            match NonNull::new(paddr as *mut u8) {
+                Some(p) => p,
+                None => panic!("MMIO at address 0"),
+            }
+        }
+
+        // SAFETY: implements the trait's unsafe method; it only translates
+        // the buffer's address (panicking outside the DMA window).
+        unsafe fn share(buffer: NonNull<[u8]>, _dir: BufferDirection) -> PhysAddr {
+            to_device(buffer.as_ptr() as *mut u8 as usize, buffer.len())
+        }
+
+        // SAFETY: implements the trait's unsafe method; coherent memory,
+        // nothing to copy back.
+        unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _dir: BufferDirection) {}
+    }
+
+    /// The virtio-mmio transport of passed-through device `index` (from
+    /// [`crate::dt::DeviceTreeInfo::passthrough`]); `None` if that device
+    /// is not virtio-mmio or its transport was already taken.
+    pub fn mmio_transport(
+        index: usize,
+        dev: &crate::dt::PtDevice,
+    ) -> Option<Result<MmioTransport<'static>, MmioError>> {
+        if !dev.virtio_mmio || index >= 32 || dev.reg.1 < 0x100 {
+            return None;
+        }
+        if TAKEN.fetch_or(1 << index, Ordering::AcqRel) & (1 << index) != 0 {
+            return None;
+        }
+        let header = NonNull::new(dev.reg.0 as *mut VirtIOHeader)?;
+        // SAFETY: `reg` is the device's register window from the partial
+        // device tree; Xen mapped its page into our space and mmu::init
+        // mapped it Device-nGnRE for good. TAKEN makes this the only
+        // transport (the only owner) of the window.
+        Some(unsafe { MmioTransport::new(header, dev.reg.1 as usize) })
+    }
+}

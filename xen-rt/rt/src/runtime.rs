@@ -25,18 +25,8 @@ pub struct Runtime {
     booted_at: Instant,
 }
 
-/// Declares the domain's entry function: `xen_rt::entry!(main);` with
-/// `fn main(rt: &mut xen_rt::Runtime)`.
-#[macro_export]
-macro_rules! entry {
-    ($main:path) => {
-        #[unsafe(export_name = "__xen_rt_main")]
-        fn __xen_rt_main(rt: &mut $crate::Runtime) {
-            let f: fn(&mut $crate::Runtime) = $main;
-            f(rt)
-        }
-    };
-}
+// `xen_rt::entry!` lives in arch/mod.rs: it expands to an unsafe
+// attribute, and all of xen-rt's unsafe stays in arch/ and mem.rs.
 
 pub(crate) fn start(dtb: usize) -> ! {
     crate::time::init();
@@ -86,13 +76,31 @@ pub(crate) fn start(dtb: usize) -> ! {
     {
         let _ = regions.push((dev.0, dev.1, mmu::Kind::Device));
     }
+    // Passed-through device registers (their whole 4 KiB page, as Xen maps it).
+    #[cfg(feature = "virtio")]
+    for dev in &dt.passthrough {
+        let _ = regions.push((dev.reg.0 & !0xfff, 0x1000, mmu::Kind::Device));
+    }
     let (image_start, _image_file_end, heap_start) = arch::image_bounds();
     mmu::init(&mmu::Layout { regions: &regions }, image_start, heap_start);
     if let Some(uart) = dt.uart {
         crate::console::use_uart(uart as usize);
     }
     let ram_end = (dt.ram.0 + dt.ram.1) as usize;
-    mem::init_heap(&HEAP, heap_start, ram_end);
+    // With a passed-through device the top page is the DMA beacon page.
+    let heap_end = match dt.dma_window {
+        Some(_) if cfg!(feature = "virtio") => mem::dma_beacon_page(dt.ram),
+        _ => ram_end,
+    };
+    mem::init_heap(&HEAP, heap_start, heap_end);
+    #[cfg(feature = "virtio")]
+    if let Some(w) = dt.dma_window {
+        if !w.is_calibrated() {
+            let dev = dt.passthrough.first().map_or(0, |d| d.reg.0);
+            mem::dma_calibration_beacon(dt.ram, heap_start, dev);
+        }
+        mem::virtio_hal::set_window(w);
+    }
 
     let (Some(gicd), Some(gicr)) = (dt.gicd, dt.gicr) else {
         panic!("device tree has no GICv3");

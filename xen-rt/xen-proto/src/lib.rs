@@ -42,6 +42,9 @@
 #[cfg(test)]
 extern crate std;
 
+/// Fuzz drivers (feature `fuzzing`, host only; see fuzz/).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ring;
 pub mod xenbus;
 pub mod xenstore;

@@ -1,6 +1,7 @@
 //! A small in-memory xenstored (tree, permissions, transactions with EAGAIN
 //! on conflict, watches) talking to `ClientCore` through two 1024-byte
 //! rings driven by `ring::bytes`, with transfers split at random points.
+#![forbid(unsafe_code)]
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};

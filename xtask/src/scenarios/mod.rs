@@ -3,6 +3,7 @@
 //! timings. Checks common to every scenario live here; scenario-specific
 //! ones in a module named after the scenario (see [`hello`]).
 
+pub mod blkdisk;
 pub mod hello;
 pub mod panic;
 pub mod vchan;
@@ -163,6 +164,7 @@ pub fn evaluate(input: &Input) -> Report {
         "hello" => Some(hello::checks(input)),
         "panic" => Some(panic::checks(input)),
         "vchan" => Some(vchan::checks(input)),
+        "blkdisk" => Some(blkdisk::checks(input)),
         _ => None,
     };
     if let Some(s) = specific {

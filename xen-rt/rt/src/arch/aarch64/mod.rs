@@ -34,12 +34,16 @@ pub fn halt() -> ! {
 }
 
 /// Called from the exception vectors in boot.rs.
+// SAFETY: no other symbol of this name exists in the image; boot.rs's
+// vectors call it with the C ABI and four u64 arguments, as declared.
 #[unsafe(no_mangle)]
 extern "C" fn xen_rt_exception(slot: u64, esr: u64, elr: u64, far: u64) -> ! {
     crate::panic::fatal_exception(slot, esr, elr, far)
 }
 
 /// Called from `_start` with the device tree address Xen passed in x0.
+// SAFETY: no other symbol of this name exists in the image; `_start`
+// calls it once with the C ABI and the DTB address in x0, as declared.
 #[unsafe(no_mangle)]
 extern "C" fn xen_rt_rust_start(dtb: usize) -> ! {
     crate::runtime::start(dtb)
@@ -47,6 +51,8 @@ extern "C" fn xen_rt_rust_start(dtb: usize) -> ! {
 
 /// The linker symbols that bound this image in memory.
 pub fn image_bounds() -> (usize, usize, usize) {
+    // SAFETY: the linker script defines these three symbols; only their
+    // addresses are used below, so their type and contents do not matter.
     unsafe extern "C" {
         static __image_start: u8;
         static __image_file_end: u8;

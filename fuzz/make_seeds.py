@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/<target>/ (checked in).
+
+The xenstore seeds are constructed from xenstored's documented wire format
+(xen/include/public/io/xs_wire.h: a 16-byte little-endian header
+{type, req_id, tx_id, len} followed by `len` payload bytes; reply payloads
+as docs/misc/xenstore.txt describes them), not captured from a live
+system. Ring and vchan seeds follow the input layout each driver reads
+(xen-rt/xen-proto/src/fuzzing.rs, vchan/src/sim.rs `fuzz_header`).
+Re-run after changing a driver's input layout: python3 fuzz/make_seeds.py
+"""
+import os, struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+T = dict(DIRECTORY=1, READ=2, GET_PERMS=3, WATCH=4, TRANSACTION_START=6,
+         TRANSACTION_END=7, GET_DOMAIN_PATH=10, WRITE=11, MKDIR=12, RM=13,
+         WATCH_EVENT=15, ERROR=16)
+
+def msg(ty, payload, req_id=1, tx=0, length=None):
+    return struct.pack('<IIII', T[ty] if isinstance(ty, str) else ty, req_id, tx,
+                       len(payload) if length is None else length) + payload
+
+REPLIES = {
+    'read': msg('READ', b'4096'),
+    'read_empty': msg('READ', b''),
+    'directory': msg('DIRECTORY', b'backend\0device\0control\0name\0'),
+    'directory_empty': msg('DIRECTORY', b''),
+    'get_perms': msg('GET_PERMS', b'n0\0r1\0w2\0b3\0'),
+    'transaction_start': msg('TRANSACTION_START', b'17\0'),
+    'transaction_end': msg('TRANSACTION_END', b'OK\0', tx=17),
+    'write_ok': msg('WRITE', b'OK\0'),
+    'get_domain_path': msg('GET_DOMAIN_PATH', b'/local/domain/1\0'),
+    'watch_ok': msg('WATCH', b'OK\0'),
+    'watch_event': msg('WATCH_EVENT', b'/local/domain/1/data/vchan/0/0\0tok\0', req_id=0),
+    'watch_event_initial': msg('WATCH_EVENT', b'/local/domain/0/backend\0be-watch\0', req_id=0),
+    'error_enoent': msg('ERROR', b'ENOENT\0'),
+    'error_eacces': msg('ERROR', b'EACCES\0', req_id=2),
+    'error_eagain': msg('ERROR', b'EAGAIN\0', tx=17),
+    'oversize_len': msg('READ', b'', length=4097),
+    'unknown_type': msg(99, b'x\0'),
+}
+
+def write(target, name, data):
+    d = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+# xenstore_assembler: [chunk size] stream
+for name, m in REPLIES.items():
+    write('xenstore_assembler', name, bytes([255]) + m)
+stream = REPLIES['watch_event'] + msg('READ', b'value', req_id=1) + \
+    REPLIES['error_enoent'].replace(struct.pack('<I', 1), struct.pack('<I', 2), 1) + \
+    REPLIES['watch_event_initial']
+write('xenstore_assembler', 'stream_chunk1', bytes([1]) + stream)
+write('xenstore_assembler', 'stream_chunk7', bytes([7]) + stream)
+write('xenstore_assembler', 'stream_whole', bytes([255]) + stream)
+
+# xenstore_client: [mix] then records [type sel][id sel][tx][len u16][flags] payload
+# type sel: 0 WATCH_EVENT 1 ERROR 2 READ 3 DIRECTORY 4 TRANSACTION_START 5 GET_PERMS 6 WRITE 7 raw
+def rec(tsel, idsel, payload, tx=0, flags=0xfe):
+    return bytes([tsel, idsel, tx]) + struct.pack('<H', len(payload)) + bytes([flags]) + payload
+payloads = {0: b'/local/domain/1/data\0tok\0', 1: b'ENOENT\0', 2: b'value',
+            3: b'a\0b\0', 4: b'5\0', 5: b'b0\0r1\0', 6: b'OK\0'}
+for mix in (0x00, 0x0f, 0x27, 0x3f):
+    write('xenstore_client', f'mix{mix:02x}_all',
+          bytes([mix]) + b''.join(rec(t, i, p) for i, (t, p) in enumerate(payloads.items())))
+write('xenstore_client', 'watch_events_chunked',
+      bytes([0x20]) + rec(0, 250, payloads[0], flags=2) * 4)
+write('xenstore_client', 'lying_length', bytes([0x07]) + rec(2, 0, b'abc', flags=0x11))
+write('xenstore_client', 'stale_id', bytes([0x07]) + rec(2, 201, b'x'))
+
+# ring_bytes: [shift][cons u32][prod u32][bad size u32] ops: [op][n u16] + data
+def rb(shift, cons, prod, ops):
+    return bytes([shift]) + struct.pack('<III', cons, prod, 3) + ops
+write_op = lambda data: bytes([0]) + struct.pack('<H', len(data)) + data
+read_op = lambda n: bytes([1]) + struct.pack('<H', n)
+write('ring_bytes', 'xenstore_1024', rb(10, 0, 0, write_op(msg('READ', b'/local')) + read_op(100)))
+write('ring_bytes', 'console_2048_wrap', rb(11, 0xfffffff0, 0xfffffff0, write_op(b'x' * 64) + read_op(64)))
+write('ring_bytes', 'full', rb(10, 5, 5 + 1024, read_op(2000)))
+write('ring_bytes', 'corrupt', rb(10, 0, 1025, read_op(1) + bytes([2]) + struct.pack('<HI', 0, 0xffffffff)))
+write('ring_bytes', 'size1', rb(0, 0, 0, write_op(b'ab') + read_op(2)))
+
+# ring_shared: [shift][start u32][bytes u16][req u8][rsp u8] ops: [peer u32][event u32][op]
+def rs(shift, start, ops):
+    return bytes([shift]) + struct.pack('<IHBB', start, 4096, 112, 112) + \
+        b''.join(struct.pack('<IIB', p, e, o) for p, e, o in ops)
+write('ring_shared', 'blkif_32', rs(5, 0, [(1, 1, 0), (1, 1, 1), (1, 1, 2), (1, 2, 3)]))
+write('ring_shared', 'netif_256_wrap', rs(8, 0xffffff00, [(0xffffff10, 0xffffff01, 1)] * 4 + [(0, 0, 2)] * 3))
+write('ring_shared', 'front', rs(5, 0, [(0, 1, 4)] * 3 + [(2, 3, 5), (2, 3, 6), (0, 0, 7)]))
+write('ring_shared', 'overflow', rs(5, 0, [(33, 0, 0), (0xffffffff, 0, 1), (64, 0, 5)]))
+
+# vchan_header: vchan::sim::fuzz_header's input (first byte: 1 = client victim)
+write('vchan_header', 'server_victim', bytes([0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0]))
+write('vchan_header', 'client_victim_10_11', bytes([1, 0, 1]) + bytes([0, 0, 0] * 4) + bytes([1, 0, 0, 0, 1]) + bytes([1, 1]))
+write('vchan_header', 'client_victim_12_20', bytes([1, 2, 10]) + bytes([1, 0, 0] * 4) + bytes([1, 0, 0, 0, 1]) + bytes([1, 1]))
+write('vchan_header', 'edge_all_ff', bytes([0xff] * 64))
+write('vchan_header', 'edge_zero', bytes(64))
+write('vchan_header', 'smoke_seed', bytes([1, 10, 10, 0, 0, 0, 0, 1, 1, 1, 1, 1]))
