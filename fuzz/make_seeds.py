@@ -97,3 +97,25 @@ write('vchan_header', 'client_victim_12_20', bytes([1, 2, 10]) + bytes([1, 0, 0]
 write('vchan_header', 'edge_all_ff', bytes([0xff] * 64))
 write('vchan_header', 'edge_zero', bytes(64))
 write('vchan_header', 'smoke_seed', bytes([1, 10, 10, 0, 0, 0, 0, 1, 1, 1, 1, 1]))
+
+# blkif_request: [vbd sectors u64][flags: 1 read-only, 2 flush][pad] then
+# 112-byte blkif_request entries (io/blkif.h, arm64/x86_64 layout).
+def blkreq(op, nseg, id_, sector, segs, handle=0):
+    b = struct.pack('<BBHIQQ', op, nseg, handle, 0, id_, sector)
+    for gref, f, l in segs[:11]:
+        b += struct.pack('<IBBH', gref, f, l, 0)
+    return b + bytes(112 - len(b))
+
+def vbd(sectors, flags):
+    return struct.pack('<QBB', sectors, flags, 0)
+
+FULL = [(8, 0, 7)]
+write('blkif_request', 'read_write_flush', vbd(2048, 2) + blkreq(0, 1, 1, 0, FULL) +
+      blkreq(1, 2, 2, 8, [(9, 0, 7), (10, 2, 5)]) + blkreq(3, 0, 3, 0, []))
+write('blkif_request', 'eleven_segments', vbd(1 << 20, 2) + blkreq(1, 11, 4, 100, [(i, 0, 7) for i in range(11)]))
+write('blkif_request', 'read_only', vbd(2048, 1) + blkreq(1, 1, 5, 0, FULL) + blkreq(0, 1, 6, 0, FULL))
+write('blkif_request', 'malformed', vbd(2048, 0) + blkreq(0, 0, 7, 0, []) + blkreq(0, 12, 8, 0, FULL * 11) +
+      blkreq(0, 1, 9, 0, [(1, 5, 4)]) + blkreq(0, 1, 10, 0, [(1, 0, 8)]) + blkreq(0, 1, 11, 2041, FULL) +
+      blkreq(0, 1, 12, 0xfffffffffffffffd, FULL) + blkreq(9, 1, 13, 0, FULL))
+write('blkif_request', 'unsupported', vbd(2048, 0) + blkreq(2, 1, 14, 0, FULL) + blkreq(3, 0, 15, 0, []) +
+      blkreq(5, 0, 16, 0, []) + blkreq(6, 0, 17, 0, []))

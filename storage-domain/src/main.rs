@@ -8,10 +8,15 @@
 //! `dma-ranges` window) with the `virtio-drivers` crate: guard check on
 //! sector 0 (xtask wrote a known signature there; wrong data means a wrong
 //! DMA window, and the domain refuses to go on), then one write and
-//! read-back. The blkback backend itself is tracked by its own issue.
+//! read-back. With the boot argument `blkback=1` it then serves the disk
+//! to xen-blkfront guests (module [`blkback`]) until the domain is ended.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod blkback;
 
 use core::time::Duration;
 use xen_rt::mem::virtio_hal::{XenHal, mmio_transport};
@@ -164,4 +169,105 @@ fn main(rt: &mut Runtime) {
         t1.elapsed().as_micros()
     );
     println!("storage-domain: disk ok");
+    if rt.dt.bootarg("blkback") == Some("1") {
+        serve_blkback(rt, blk, capacity);
+    }
+}
+
+/// The blkback event loop: xenstore watch events drive the xenbus state
+/// machine; ring events (and a periodic tick) drive the data path.
+fn serve_blkback(rt: &mut Runtime, mut disk: blkback::Disk, capacity: u64) {
+    use xen_rt::proto::xenbus::ConnectPolicy;
+    use xen_rt::xenbus::BackendBus;
+    use xen_rt::xenstore::XsOpError;
+
+    let Some(self_id) = rt.domid() else {
+        println!("storage-domain: blkback: no domid in xenstore; not serving");
+        return;
+    };
+    let Some(xs_port) = rt.store_port() else {
+        println!("storage-domain: blkback: no xenstore connection; not serving");
+        return;
+    };
+    let mut bus = match rt.store() {
+        Ok(mut store) => {
+            match BackendBus::new(&mut store, self_id, "vbd", ConnectPolicy::OnInitialised) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("storage-domain: blkback: watching backend/vbd failed: {e:?}");
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            println!("storage-domain: blkback: xenstore: {e:?}");
+            return;
+        }
+    };
+    println!(
+        "storage-domain: blkback serving as dom{} ({} sectors) at +{} ms",
+        self_id.0,
+        capacity,
+        rt.booted_at().elapsed().as_millis()
+    );
+    let mut state = blkback::Blkback::new(capacity);
+    let mut ports: alloc::vec::Vec<xen_rt::hypercall::EvtchnPort> = alloc::vec::Vec::new();
+    loop {
+        {
+            let Ok((mut store, grants, foreign)) = rt.store_and_grants() else {
+                println!("storage-domain: blkback: xenstore lost; stopping");
+                return;
+            };
+            loop {
+                match store.next_watch_event(Duration::ZERO) {
+                    Ok((path, token)) => {
+                        if bus.owns(&path, &token) {
+                            let mut drv = blkback::Driver {
+                                grants: &mut *grants,
+                                foreign: &mut *foreign,
+                                state: &mut state,
+                            };
+                            bus.handle_event(&mut store, &mut drv, &path, &token);
+                        }
+                    }
+                    Err(XsOpError::TimedOut) => break,
+                    Err(e) => {
+                        println!("storage-domain: blkback: watch: {e:?}");
+                        break;
+                    }
+                }
+            }
+            let mut failed = alloc::vec::Vec::new();
+            {
+                let (conns, bounce) = blkback::parts(&mut state);
+                for c in conns.iter_mut() {
+                    match blkback::serve(c, &mut disk, bounce) {
+                        Ok(true) => {
+                            let _ = store.events().notify(c.port);
+                        }
+                        Ok(false) => {}
+                        Err(reason) => failed.push((c.frontend, c.devid, reason)),
+                    }
+                }
+            }
+            for (fe, devid, reason) in failed {
+                let mut drv = blkback::Driver {
+                    grants: &mut *grants,
+                    foreign: &mut *foreign,
+                    state: &mut state,
+                };
+                bus.fail_device(&mut store, &mut drv, fe, devid, &reason);
+            }
+            bus.tick(&mut store);
+            for p in state.to_close.drain(..) {
+                let _ = store.events().close(p);
+            }
+        }
+        ports.clear();
+        ports.push(xs_port);
+        ports.extend(state.conns.iter().map(|c| c.port));
+        let _ = rt
+            .events
+            .wait_any(&ports, Some(Instant::now().after(Duration::from_secs(1))));
+    }
 }

@@ -22,6 +22,7 @@ pub const NO_PANIC_PATHS: &[&str] = &[
     "xen_proto::xenstore::{parse_directory, parse_perms, parse_transaction_id, parse_string, WatchEvent::parse, XsError::from_payload, Header::parse_slice, parse_decimal}",
     "xen_proto::ring::bytes::{readable, writable, read_from, write_to, Span::ranges}",
     "xen_proto::ring::shared::{BackRingIndices, FrontRingIndices}: unconsumed_*, consume_*, push_*, final checks; notify_needed; ring_size",
+    "xen_proto::blkif::{Request::parse, RequestView accessors, Transfer::segments, encode_response, slot_offset}",
     "vchan::Vchan::{try_read, try_write, data_ready, buffer_space, peer_state} (over a panic-free SharedMemory, after Client::connect reads the peer's header)",
 ];
 

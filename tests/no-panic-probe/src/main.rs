@@ -14,6 +14,7 @@
 //! * `xen_proto::xenstore`: `Assembler::feed`, `ClientCore::receive` and
 //!   `pop_watch_event`, every reply parser;
 //! * `xen_proto::ring::bytes` and `xen_proto::ring::shared` arithmetic;
+//! * `xen_proto::blkif`: `Request::parse`, the request view, responses;
 //! * `vchan`: `Client::connect` over a peer-written header, then
 //!   `Vchan::{try_read, try_write, data_ready, buffer_space, peer_state}`.
 //!
@@ -142,6 +143,38 @@ fn ring_shared_paths() {
         black_box(f.consume_response(p).ok());
         black_box(f.final_check_for_responses(p).ok());
     }
+}
+
+fn blkif_paths() {
+    use xen_proto::blkif;
+    let mut raw = [0u8; blkif::REQUEST_SIZE];
+    let src = opaque_bytes(&mut raw);
+    let mut entry = [0u8; blkif::REQUEST_SIZE];
+    if let Some(dst) = entry.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+    }
+    let vbd = blkif::Vbd {
+        sectors: black_box(2048),
+        read_only: black_box(false),
+        flush: black_box(true),
+    };
+    let v = blkif::RequestView::new(&entry);
+    black_box(v.segment(black_box(3)));
+    black_box(v.indirect_gref(black_box(3)));
+    match blkif::Request::parse(&entry, &vbd) {
+        Ok(r) => {
+            if let blkif::RequestKind::Read(t) | blkif::RequestKind::Write(t) = r.kind {
+                for s in t.segments() {
+                    black_box((s.offset(), s.len(), s.sectors()));
+                }
+            }
+            black_box(blkif::encode_response(r.id, r.operation, 0));
+        }
+        Err(rej) => {
+            black_box(blkif::encode_response(rej.id, rej.operation, rej.status()));
+        }
+    }
+    black_box(blkif::slot_offset(black_box(77)));
 }
 
 /// Shared pages the "peer" writes: opaque contents.
@@ -327,6 +360,7 @@ static ENTRIES: &[fn()] = &[
     xenstore_paths,
     ring_bytes_paths,
     ring_shared_paths,
+    blkif_paths,
     vchan_paths,
     #[cfg(feature = "canary")]
     canary,

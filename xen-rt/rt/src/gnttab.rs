@@ -227,6 +227,12 @@ pub fn copy_from(
     mem::grant_copy_from(peer, gref, offset, out).map_err(Into::into)
 }
 
+/// Copies `data` into a peer's granted page at `offset` (GNTTABOP_copy;
+/// the peer's page is never mapped).
+pub fn copy_to(peer: DomId, gref: GrantRef, offset: u16, data: &[u8]) -> Result<(), GrantError> {
+    mem::grant_copy_to(peer, gref, offset, data).map_err(Into::into)
+}
+
 /// One of our pages, granted to a peer.
 #[must_use = "a granted page must be returned with GrantTable::end_access"]
 pub struct GrantedPage {

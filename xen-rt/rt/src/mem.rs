@@ -448,6 +448,48 @@ pub fn grant_copy_from(
     Ok(())
 }
 
+/// Copies `data` into a peer's granted page at `offset` with GNTTABOP_copy
+/// (the peer must have granted it writable). `data` may straddle two of
+/// our pages; one copy op is issued per piece.
+pub fn grant_copy_to(
+    peer: xen_hypercall::DomId,
+    gref: xen_hypercall::GrantRef,
+    offset: u16,
+    data: &[u8],
+) -> Result<(), xen_hypercall::Error> {
+    if offset as usize + data.len() > PAGE_SIZE {
+        return Err(xen_hypercall::Error::Grant(
+            xen_hypercall::GrantStatus::BadCopyArg,
+        ));
+    }
+    let mut ops = [xen_hypercall::abi::GnttabCopy::default(); 2];
+    let mut n = 0;
+    let mut done = 0usize;
+    while done < data.len() {
+        let src = data.as_ptr() as usize + done;
+        let in_page = PAGE_SIZE - (src % PAGE_SIZE);
+        let len = in_page.min(data.len() - done);
+        ops[n] = xen_hypercall::abi::GnttabCopy::to_grant(
+            xen_hypercall::Pfn(pfn_of(src)),
+            (src % PAGE_SIZE) as u16,
+            peer,
+            gref,
+            offset + done as u16,
+            len as u16,
+        );
+        n += 1;
+        done += len;
+    }
+    // SAFETY: each op only reads inside `data`, which we borrow (source
+    // frames and offsets computed from its address, lengths bounded by its
+    // length); the destination is the peer's grant, which Xen checks.
+    unsafe { xen_hypercall::gnttab_copy(&mut ops[..n])? };
+    for op in &ops[..n] {
+        op.status().into_result()?;
+    }
+    Ok(())
+}
+
 /// Gives the heap the RAM between the end of the image and the end of the
 /// RAM bank.
 pub fn init_heap(heap: &linked_list_allocator::LockedHeap, start: usize, end: usize) {

@@ -183,6 +183,25 @@ impl Runtime {
         })
     }
 
+    /// A xenstore session together with the grant table and the foreign
+    /// address space, borrowed at once (a backend maps and copies grants
+    /// while it handles xenstore events).
+    pub fn store_and_grants(
+        &mut self,
+    ) -> Result<(Store<'_>, &mut GrantTable, &mut ForeignSpace), XsConnectError> {
+        self.xenstore(Duration::from_secs(600))?;
+        let xs = self.store.as_mut().ok_or(XsConnectError::NotConnected)?;
+        Ok((
+            Store {
+                xs,
+                events: &mut self.events,
+                timeout: crate::xenstore::DEFAULT_TIMEOUT,
+            },
+            &mut self.grants,
+            &mut self.foreign,
+        ))
+    }
+
     /// Our domain id, as xenstore knows it.
     pub fn domid(&mut self) -> Option<DomId> {
         let v = self.store().ok()?.read_string("domid").ok()?;

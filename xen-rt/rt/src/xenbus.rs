@@ -31,6 +31,9 @@ pub struct Device {
     /// `frontend` node).
     pub frontend_path: String,
     machine: BackendMachine,
+    /// Unregistered with `online` 0: the backend directory goes once the
+    /// toolstack has seen Closed and removed the frontend directory.
+    remove_later: bool,
 }
 
 impl Device {
@@ -58,7 +61,14 @@ pub struct BackendBus {
     policy: ConnectPolicy,
     home: String,
     devices: Vec<Device>,
+    /// `(backend path, frontend path)` of finished devices whose backend
+    /// directory we remove once the frontend directory is gone.
+    finishing: Vec<(String, String, crate::time::Instant)>,
 }
+
+/// How long a finished device's backend directory stays after we wrote
+/// Closed (see [`BackendBus::tick`]).
+const FINISH_GRACE: core::time::Duration = core::time::Duration::from_millis(500);
 
 const TOKEN_BACKEND: &str = "xenbus-backend";
 const TOKEN_FRONTEND: &str = "xenbus-frontend";
@@ -78,6 +88,7 @@ impl BackendBus {
             policy,
             home,
             devices: Vec::new(),
+            finishing: Vec::new(),
         })
     }
 
@@ -92,6 +103,11 @@ impl BackendBus {
     /// True if the watch event `(path, token)` belongs to this bus.
     pub fn owns(&self, path: &str, token: &str) -> bool {
         (token == TOKEN_BACKEND && path.starts_with(self.home.as_str()))
+            || (token == TOKEN_FRONTEND
+                && self
+                    .finishing
+                    .iter()
+                    .any(|(_, fe, _)| path.starts_with(fe.as_str())))
             || (token == TOKEN_FRONTEND
                 && self
                     .devices
@@ -109,7 +125,7 @@ impl BackendBus {
         token: &str,
     ) {
         if token == TOKEN_BACKEND {
-            self.rescan(store, driver);
+            self.rescan(store, driver, path);
         }
         for i in 0..self.devices.len() {
             let relevant = {
@@ -121,22 +137,100 @@ impl BackendBus {
                 self.refresh(store, driver, i);
             }
         }
+        for d in self.devices.iter() {
+            if !d.machine.is_present() && d.remove_later {
+                self.finishing.push((
+                    d.backend_path.clone(),
+                    d.frontend_path.clone(),
+                    crate::time::Instant::now().after(FINISH_GRACE),
+                ));
+            }
+        }
         self.devices.retain(|d| d.machine.is_present());
+        self.tick(store);
     }
 
-    fn rescan(&mut self, store: &mut Store<'_>, driver: &mut dyn BackendDriver) {
-        let frontends = store.directory(&self.home).unwrap_or_default();
-        for fe in frontends {
-            let Some(fe_id) = parse_u16(&fe) else {
-                continue;
-            };
-            let devids = store
-                .directory(&format!("{}/{}", self.home, fe_id))
-                .unwrap_or_default();
-            for dev in devids {
-                let Some(devid) = parse_u32(&dev) else {
-                    continue;
-                };
+    /// Removes the backend directories of finished devices. libxl first
+    /// waits for the backend to show Closed, then for the directory to
+    /// vanish: if it vanished before libxl saw Closed, libxl reports the
+    /// removal as failed. So the directory goes [`FINISH_GRACE`] after we
+    /// wrote Closed, or as soon as the frontend directory is gone. Call
+    /// this periodically (every second is enough).
+    pub fn tick(&mut self, store: &mut Store<'_>) {
+        let now = crate::time::Instant::now();
+        self.finishing.retain(|(be, fe, deadline)| {
+            if now < *deadline && store.read(&format!("{}/state", fe)).is_ok() {
+                return true;
+            }
+            let _ = store.unwatch(&format!("{}/state", fe), TOKEN_FRONTEND);
+            let _ = store.rm(be);
+            false
+        });
+    }
+
+    /// The driver found a fatal fault on a connected device (a frontend
+    /// that broke the ring protocol): disconnect it and move the backend
+    /// to Closing, as Linux's `xenbus_dev_fatal` does.
+    pub fn fail_device(
+        &mut self,
+        store: &mut Store<'_>,
+        driver: &mut dyn BackendDriver,
+        frontend_id: DomId,
+        devid: u32,
+        reason: &str,
+    ) {
+        for d in self.devices.iter_mut() {
+            if d.frontend_id == frontend_id && d.devid == devid {
+                crate::println!("xenbus: closing {}: {}", d.backend_path, reason);
+                let actions = d.machine.handle(Input::ConnectFailed);
+                Self::apply(store, driver, d, &actions);
+            }
+        }
+    }
+
+    /// The `(frontend id, devid)` a watch path under our home names.
+    fn device_of_path(&self, path: &str) -> Option<(u16, u32)> {
+        let rest = path.strip_prefix(self.home.as_str())?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let fe = parse_u16(parts.next()?)?;
+        let dev = parse_u32(parts.next()?)?;
+        Some((fe, dev))
+    }
+
+    fn rescan(&mut self, store: &mut Store<'_>, driver: &mut dyn BackendDriver, path: &str) {
+        // Candidates: every device listed under our home, plus the one the
+        // watch path names. The toolstack may create `backend/<type>`
+        // owned by dom0 without read access for us (libxl does so for a
+        // dom0less driver domain), so the listing can fail while the
+        // device directories themselves are ours.
+        let mut candidates: Vec<(u16, u32)> = Vec::new();
+        match store.directory(&self.home) {
+            Ok(frontends) => {
+                for fe in frontends {
+                    let Some(fe_id) = parse_u16(&fe) else {
+                        continue;
+                    };
+                    let devids = store
+                        .directory(&format!("{}/{}", self.home, fe_id))
+                        .unwrap_or_default();
+                    for dev in devids {
+                        if let Some(devid) = parse_u32(&dev) {
+                            candidates.push((fe_id, devid));
+                        }
+                    }
+                }
+            }
+            Err(_) => {
+                // Not listable: rely on the watch paths (see above).
+            }
+        }
+        if let Some(c) = self.device_of_path(path)
+            && !candidates.contains(&c)
+        {
+            candidates.push(c);
+        }
+        {
+            for (fe_id, devid) in candidates {
                 if self
                     .devices
                     .iter()
@@ -145,11 +239,20 @@ impl BackendBus {
                     continue;
                 }
                 let backend_path = format!("{}/{}/{}", self.home, fe_id, devid);
+                // Finished, waiting for the toolstack to take it away.
+                if self.finishing.iter().any(|(be, _, _)| *be == backend_path) {
+                    continue;
+                }
                 // The toolstack writes `frontend` last among the nodes we
                 // need; a device without it is not complete yet.
-                let Ok(frontend_path) = store.read_string(&format!("{}/frontend", backend_path))
-                else {
-                    continue;
+                let frontend_path = match store.read_string(&format!("{}/frontend", backend_path)) {
+                    Ok(p) => p,
+                    // Not there (yet, or any more): nothing to do.
+                    Err(XsOpError::Store(_)) => continue,
+                    Err(e) => {
+                        crate::println!("xenbus: {}/frontend: {:?}", backend_path, e);
+                        continue;
+                    }
                 };
                 let expected = format!("/local/domain/{}/", fe_id);
                 if !frontend_path.starts_with(expected.as_str()) {
@@ -167,6 +270,7 @@ impl BackendBus {
                     backend_path,
                     frontend_path,
                     machine: BackendMachine::new(self.policy),
+                    remove_later: false,
                 };
                 if let Err(e) = driver.probe(store, &device) {
                     crate::println!("xenbus: probe of {} failed: {:?}", device.backend_path, e);
@@ -237,9 +341,17 @@ impl BackendBus {
                 }
                 Action::Disconnect => driver.disconnect(d),
                 Action::Unregister => {
-                    let _ = store.unwatch(&format!("{}/state", d.frontend_path), TOKEN_FRONTEND);
                     if !d.machine.is_online() {
-                        let _ = store.rm(&d.backend_path);
+                        // The toolstack may have written Closing over our
+                        // Closed; show Closed again and remove later.
+                        let _ = store.write(
+                            &format!("{}/state", d.backend_path),
+                            format!("{}", XenbusState::Closed as u8).as_bytes(),
+                        );
+                        d.remove_later = true;
+                    } else {
+                        let _ =
+                            store.unwatch(&format!("{}/state", d.frontend_path), TOKEN_FRONTEND);
                     }
                 }
             }

@@ -310,6 +310,12 @@ impl Store<'_> {
         Instant::now().after(self.timeout)
     }
 
+    /// The event channels (a backend binds its rings' ports while the
+    /// session is open).
+    pub fn events(&mut self) -> &mut Events {
+        self.events
+    }
+
     /// Changes the per-request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -348,3 +348,73 @@ pub fn ring_shared(data: &[u8]) {
         }
     }
 }
+
+/// Hostile blkif ring entries: the first 10 bytes choose the vbd (sectors,
+/// read-only, flush), the rest are request entries of 112 bytes each
+/// (short tails zero-padded). Every accepted request must satisfy the
+/// invariants the backend relies on.
+pub fn blkif_request(data: &[u8]) {
+    use crate::blkif::{self, Request, RequestKind};
+    let mut u = Input(data);
+    let sectors = u64::from(u.u32()) | (u64::from(u.u32()) << 32);
+    let flags = u.u8();
+    let _ = u.u8();
+    let vbd = blkif::Vbd {
+        sectors,
+        read_only: flags & 1 != 0,
+        flush: flags & 2 != 0,
+    };
+    for chunk in u.0.chunks(blkif::REQUEST_SIZE) {
+        let mut entry = [0u8; blkif::REQUEST_SIZE];
+        if let Some(dst) = entry.get_mut(..chunk.len()) {
+            dst.copy_from_slice(chunk);
+        }
+        let view = blkif::RequestView::new(&entry);
+        for i in 0..12 {
+            let _ = view.segment(i);
+            let _ = view.indirect_gref(i);
+        }
+        let _ = (
+            view.indirect_op(),
+            view.indirect_nr_segments(),
+            view.indirect_handle(),
+        );
+        let _ = view.discard_nr_sectors();
+        match Request::parse(&entry, &vbd) {
+            Ok(r) => {
+                assert_eq!(r.id, view.id());
+                match r.kind {
+                    RequestKind::Read(t) | RequestKind::Write(t) => {
+                        if matches!(r.kind, RequestKind::Write(_)) {
+                            assert!(!vbd.read_only);
+                        }
+                        let segs = t.segments();
+                        assert!(!segs.is_empty() && segs.len() <= blkif::MAX_SEGMENTS);
+                        let mut total = 0u64;
+                        for s in segs {
+                            assert!(s.first_sect <= s.last_sect && s.last_sect < 8);
+                            assert!(usize::from(s.offset()) + usize::from(s.len()) <= 4096);
+                            total += u64::from(s.sectors());
+                        }
+                        assert_eq!(total, t.sectors);
+                        assert!(
+                            t.sector
+                                .checked_add(t.sectors)
+                                .is_some_and(|e| e <= sectors)
+                        );
+                    }
+                    RequestKind::Flush => assert!(vbd.flush),
+                }
+            }
+            Err(rej) => {
+                assert_eq!(rej.id, view.id());
+                assert!(rej.status() < 0);
+                let resp = blkif::encode_response(rej.id, rej.operation, rej.status());
+                assert_eq!(
+                    blkif::decode_response(&resp),
+                    (rej.id, rej.operation, rej.status())
+                );
+            }
+        }
+    }
+}

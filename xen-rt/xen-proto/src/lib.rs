@@ -12,6 +12,8 @@
 //!   and the PV console (`xenstore_domain_interface`, `xencons_interface`).
 //! * [`ring::shared`]: index arithmetic for the request/response rings of
 //!   `io/ring.h` (netif, blkif, ...), both front and back ends.
+//! * [`blkif`]: blkif request/response layouts and request validation
+//!   (`io/blkif.h`).
 //! * [`xenbus`]: [`xenbus::XenbusState`] and a pure backend state machine
 //!   modelled on Linux's netback/blkback `frontend_changed` handlers.
 //!
@@ -42,6 +44,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod blkif;
 /// Fuzz drivers (feature `fuzzing`, host only; see fuzz/).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

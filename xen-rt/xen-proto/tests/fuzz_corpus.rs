@@ -46,3 +46,12 @@ fn ring_shared() {
         0x5eed_0000_0000_0004,
     );
 }
+
+#[test]
+fn blkif_request() {
+    run(
+        "blkif_request",
+        xen_proto::fuzzing::blkif_request,
+        0x5eed_0000_0000_0006,
+    );
+}
