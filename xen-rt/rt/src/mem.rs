@@ -113,10 +113,9 @@ impl SharedPage {
 
     fn atomic_u16(&self, offset: usize) -> Result<&AtomicU16, MemError> {
         let p = self.check(offset, 2, 2)?;
-        // SAFETY: in bounds and 2-byte aligned (checked); atomics are the
-        // sanctioned way to share a location with a concurrent writer, and
-        // the reference lives no longer than `self`, which keeps the page
-        // mapped.
+        // SAFETY: in bounds and 2-byte aligned (checked); an atomic may share
+        // a location with a concurrent writer; the reference lives no longer
+        // than `self`, which keeps the page mapped.
         Ok(unsafe { AtomicU16::from_ptr(p as *mut u16) })
     }
 
@@ -607,10 +606,9 @@ pub fn dma_calibration_beacon(ram: (u64, u64), heap_start: usize, dev: u64) -> !
         if at < heap_start + PAGE_SIZE {
             continue;
         }
-        // SAFETY: `at` is a page of our RAM in the heap's free area above
-        // its first page (where the allocator keeps its bookkeeping); in
-        // calibration mode nothing has been allocated this high and the
-        // domain halts below without ever running its main.
+        // SAFETY: `at` is our RAM above the heap's first page (allocator
+        // bookkeeping); in calibration mode nothing is allocated this high and
+        // the domain halts below without running its main.
         unsafe { ptr::copy_nonoverlapping(pattern.as_ptr(), at as *mut u8, pattern.len()) };
     }
     crate::arch::memory_barrier();
@@ -722,10 +720,9 @@ pub mod virtio_hal {
             return None;
         }
         let header = NonNull::new(dev.reg.0 as *mut VirtIOHeader)?;
-        // SAFETY: `reg` is the device's register window from the partial
-        // device tree; Xen mapped its page into our space and mmu::init
-        // mapped it Device-nGnRE for good. TAKEN makes this the only
-        // transport (the only owner) of the window.
+        // SAFETY: `reg` is the device window from the partial device tree,
+        // mapped by Xen and (Device-nGnRE) by mmu::init for good; TAKEN makes
+        // this transport the window's only owner.
         Some(unsafe { MmioTransport::new(header, dev.reg.1 as usize) })
     }
 }

@@ -82,11 +82,10 @@ pub fn init(layout: &Layout<'_>, image_start: usize, image_end: usize) {
     }
     let ttbr0 = (&raw const LEVEL1) as u64;
     // SAFETY: the tables above identity-map the image, its stack and every
-    // region the device tree reports, so execution continues at the same
-    // addresses once translation is on. Cache maintenance: the image was
-    // written with caches off, so any stale lines covering it are
-    // invalidated (not cleaned) before caches are enabled.
+    // device-tree region, so execution continues at the same addresses.
     unsafe {
+        // The image was written with caches off: stale lines covering it are
+        // invalidated (not cleaned) before caches are enabled.
         let mut line = image_start & !63;
         while line < image_end {
             asm!("dc ivac, {}", in(reg) line, options(nostack));
