@@ -119,3 +119,46 @@ write('blkif_request', 'malformed', vbd(2048, 0) + blkreq(0, 0, 7, 0, []) + blkr
       blkreq(0, 1, 12, 0xfffffffffffffffd, FULL) + blkreq(9, 1, 13, 0, FULL))
 write('blkif_request', 'unsupported', vbd(2048, 0) + blkreq(2, 1, 14, 0, FULL) + blkreq(3, 0, 15, 0, []) +
       blkreq(5, 0, 16, 0, []) + blkreq(6, 0, 17, 0, []))
+
+# netif_tx: [first u32][available u16][flags u8] then 12-byte tx ring
+# entries from index `first` on (io/netif.h: netif_tx_request
+# {gref u32, offset u16, flags u16, id u16, size u16}; netif_extra_info
+# {type u8, flags u8, 6 bytes} padded to 12).
+TXF_CSUM, TXF_VALID, TXF_MORE, TXF_EXTRA = 1, 2, 4, 8
+
+def txreq(gref, offset, flags, id_, size):
+    return struct.pack('<IHHHH', gref, offset, flags, id_, size)
+
+def txextra(ty, more, body):
+    return struct.pack('<BB', ty, 1 if more else 0) + body.ljust(6, b'\0') + bytes(4)
+
+gso_x = lambda mss, t, more=False: txextra(1, more, struct.pack('<HBBH', mss, t, 0, 0))
+mcast_x = lambda ty, addr, more=False: txextra(ty, more, addr)
+hash_x = lambda more=False: txextra(4, more, struct.pack('<BBI', 1, 1, 0x12345678))
+
+def nt(first, slots, available=None, flags=0):
+    return struct.pack('<IHB', first, len(slots) if available is None else available, flags) + b''.join(slots)
+
+ping = [txreq(10, 0, TXF_VALID, 1, 98)]
+gso_pkt = [txreq(20, 128, TXF_EXTRA | TXF_MORE | TXF_CSUM, 2, 9000), gso_x(1448, 1, True), hash_x(),
+           txreq(21, 0, TXF_MORE, 3, 4096), txreq(22, 0, 0, 4, 2000)]
+write('netif_tx', 'single', nt(0, ping))
+write('netif_tx', 'gso_hash_chain', nt(5, gso_pkt + ping))
+write('netif_tx', 'wrap', nt(0xfffffffe, gso_pkt + ping * 3))
+write('netif_tx', 'mcast', nt(0, [txreq(1, 0, TXF_EXTRA | TXF_MORE, 7, 0), mcast_x(2, b'\x01\x00\x5e\0\0\x01', True),
+                                  mcast_x(3, b'\x01\x00\x5e\0\0\x02')] + ping))
+legacy = lambda n, last_more=False: [txreq(0, 0, TXF_MORE, 0, 60 + n)] + \
+    [txreq(k, 0, TXF_MORE if (k < n or last_more) else 0, k, 1) for k in range(1, n + 1)]
+write('netif_tx', 'slots_18', nt(0, legacy(18) + ping))
+write('netif_tx', 'slots_19_drop', nt(0, legacy(19) + ping))
+write('netif_tx', 'slots_21_fatal', nt(0, legacy(20, True) + [txreq(9, 0, 0, 9, 1)]))
+write('netif_tx', 'drops', nt(0, [txreq(1, 0, TXF_MORE, 1, 100), txreq(2, 0, 0, 2, 120)] +
+                              [txreq(1, 0, TXF_MORE, 3, 100), txreq(2, 0, 0, 4, 0)] +
+                              [txreq(1, 0, 0, 5, 13)] +
+                              [txreq(1, 0, TXF_EXTRA, 6, 60), gso_x(100, 1, True), gso_x(100, 1)] + ping))
+write('netif_tx', 'fatal_extra_type', nt(0, [txreq(1, 0, TXF_EXTRA, 1, 60), txextra(6, False, b'')]))
+write('netif_tx', 'fatal_cross_page', nt(0, [txreq(1, 4090, TXF_MORE, 1, 100), txreq(2, 0, 0, 2, 80)]))
+write('netif_tx', 'fatal_gso', nt(0, [txreq(1, 0, TXF_EXTRA, 1, 60), gso_x(0, 1)]))
+write('netif_tx', 'incomplete', nt(0, gso_pkt, available=3))
+write('netif_tx', 'fetch_fails', nt(0, gso_pkt, flags=0x80 | 3))
+write('netif_tx', 'impossible_count', nt(0, ping, available=257))

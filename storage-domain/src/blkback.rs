@@ -2,17 +2,29 @@
 //! passed-through virtio-blk disk.
 //!
 //! xenbus: xen-rt's [`BackendBus`] for type `vbd` with
-//! [`ConnectPolicy::OnInitialised`]. Probe writes the feature nodes; connect
-//! reads `ring-ref`, `event-channel` and `protocol` (only the native ABI),
-//! maps the one-page ring and binds the event channel. Requests are copied
-//! out of the ring once, validated by `xen_proto::blkif`, and carried out
-//! through a local bounce buffer with grant copies (the guest's data pages
-//! are never mapped). A request that fails validation or I/O is answered
-//! with an error status; a frontend that breaks the ring indices is
-//! disconnected (backend Closing).
+//! [`ConnectPolicy::OnInitialised`]. Probe looks up the extent the
+//! toolstack named in `params` (xl's `target=`) in the domain's own extent
+//! table (boot argument `extents=`, see [`Extent`]); a vbd can only ever
+//! reach the sectors of its extent. It then writes the feature nodes.
+//! Connect reads `ring-ref`, `event-channel` and `protocol` (only the
+//! native ABI), maps the one-page ring and binds the event channel.
+//!
+//! Requests are copied out of the ring once, validated by
+//! `xen_proto::blkif` against the vbd (extent size, mode, features), and
+//! carried out through a local bounce buffer with grant copies (the
+//! guest's data pages are never mapped): read, write, flush, discard and
+//! indirect requests (whose segment pages are grant-copied once, then
+//! validated). One disk operation per request. A request that fails
+//! validation or I/O is answered with an error status; a frontend that
+//! breaks the ring indices is disconnected (backend Closing) with the
+//! reason logged.
+//!
+//! Discard is carried out by writing zeros: virtio-drivers 0.13 has no
+//! discard request, and zeroing keeps a discarded range from exposing old
+//! data (`discard-secure` is not offered).
 
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
@@ -38,6 +50,74 @@ const REQ_EVENT: usize = 4;
 const RSP_PROD: usize = 8;
 const RSP_EVENT: usize = 12;
 
+/// Sectors at the start of the disk the domain keeps for itself (the
+/// xtask signature in sector 0, its own write test at sector 8); no
+/// extent may overlap them.
+pub const RESERVED_SECTORS: u64 = 2048;
+/// Indirect segments advertised (`feature-max-indirect-segments`).
+const MAX_INDIRECT_SEGMENTS: u16 = blkif::MAX_INDIRECT_SEGMENTS as u16;
+/// Bytes of the bounce buffer: the largest transfer.
+pub const BOUNCE_BYTES: usize = blkif::MAX_TRANSFER_SEGMENTS * 4096;
+
+/// A named range of the disk that one vbd serves: `name@start+sectors`,
+/// optionally `:r` for read-only whatever the toolstack's `mode` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extent {
+    pub name: String,
+    pub start: u64,
+    pub sectors: u64,
+    pub read_only: bool,
+}
+
+/// Parses `extents=` (comma-separated `name@start+sectors[:r]`) and checks
+/// each extent against the disk: inside it, past the reserved sectors, not
+/// overlapping another. Returns the extents and the rejected items.
+pub fn parse_extents(arg: &str, capacity: u64) -> (Vec<Extent>, Vec<String>) {
+    let mut ok: Vec<Extent> = Vec::new();
+    let mut bad = Vec::new();
+    for item in arg.split(',').filter(|s| !s.is_empty()) {
+        let (body, ro) = match item.strip_suffix(":r") {
+            Some(b) => (b, true),
+            None => (item.strip_suffix(":w").unwrap_or(item), false),
+        };
+        let parsed = body.split_once('@').and_then(|(name, range)| {
+            let (start, len) = range.split_once('+')?;
+            Some((name, start.parse::<u64>().ok()?, len.parse::<u64>().ok()?))
+        });
+        let Some((name, start, sectors)) = parsed else {
+            bad.push(format!("{item}: not name@start+sectors[:r]"));
+            continue;
+        };
+        let end = start.checked_add(sectors);
+        let why = if name.is_empty() || sectors == 0 {
+            Some("empty")
+        } else if start < RESERVED_SECTORS {
+            Some("overlaps the reserved sectors")
+        } else if end.is_none_or(|e| e > capacity) {
+            Some("beyond the disk")
+        } else if ok.iter().any(|e| e.name == name) {
+            Some("duplicate name")
+        } else if ok
+            .iter()
+            .any(|e| start < e.start + e.sectors && e.start < start + sectors)
+        {
+            Some("overlaps another extent")
+        } else {
+            None
+        };
+        match why {
+            Some(w) => bad.push(format!("{item}: {w}")),
+            None => ok.push(Extent {
+                name: String::from(name),
+                start,
+                sectors,
+                read_only: ro,
+            }),
+        }
+    }
+    (ok, bad)
+}
+
 /// The native protocol string of this architecture (`XEN_IO_PROTO_ABI_*`).
 #[cfg(target_arch = "aarch64")]
 const NATIVE_PROTOCOL: &str = "arm-abi";
@@ -51,6 +131,8 @@ pub struct Conn {
     pub frontend: DomId,
     pub devid: u32,
     vbd: Vbd,
+    /// First disk sector of the vbd's extent.
+    base: u64,
     ring: Option<MappedGrant>,
     pub port: EvtchnPort,
     back: BackRingIndices,
@@ -58,12 +140,48 @@ pub struct Conn {
     published: u32,
     pub requests: u64,
     pub errors: u64,
+    /// Requests by kind, for the disconnect report.
+    counts: Counts,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    read: u64,
+    write: u64,
+    indirect: u64,
+    flush: u64,
+    discard: u64,
+    sectors: u64,
+}
+
+impl Counts {
+    fn note(&mut self, kind: &RequestKind) {
+        match kind {
+            RequestKind::Read(t) => {
+                self.read += 1;
+                self.sectors += t.sectors;
+            }
+            RequestKind::Write(t) => {
+                self.write += 1;
+                self.sectors += t.sectors;
+            }
+            RequestKind::Indirect(i) => {
+                self.indirect += 1;
+                if i.write {
+                    self.write += 1;
+                } else {
+                    self.read += 1;
+                }
+            }
+            RequestKind::Flush => self.flush += 1,
+            RequestKind::Discard { .. } => self.discard += 1,
+        }
+    }
 }
 
 /// Backend state shared between the xenbus callbacks and the data path.
 pub struct Blkback {
-    /// Sectors of the disk.
-    pub capacity: u64,
+    pub extents: Vec<Extent>,
     pub conns: Vec<Conn>,
     /// Event channels of disconnected devices, to close.
     pub to_close: Vec<EvtchnPort>,
@@ -71,13 +189,27 @@ pub struct Blkback {
 }
 
 impl Blkback {
-    pub fn new(capacity: u64) -> Self {
+    pub fn new(extents: Vec<Extent>) -> Self {
         Self {
-            capacity,
+            extents,
             conns: Vec::new(),
             to_close: Vec::new(),
-            bounce: vec![0u8; 4096],
+            bounce: vec![0u8; BOUNCE_BYTES],
         }
+    }
+
+    /// The extent the toolstack's `params` names.
+    fn extent(&self, store: &mut Store<'_>, dev: &Device) -> Result<&Extent, String> {
+        let params = store
+            .read_string(&format!("{}/params", dev.backend_path))
+            .map_err(|e| format!("reading params: {e:?}"))?;
+        // xl puts everything after `target=` into params; the extent name
+        // is the part before any comma.
+        let name = params.split(',').next().unwrap_or("");
+        self.extents
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| format!("params {params:?} names no extent of this domain"))
     }
 }
 
@@ -98,21 +230,37 @@ fn read_only(store: &mut Store<'_>, dev: &Device) -> bool {
 impl BackendDriver for Driver<'_> {
     fn probe(&mut self, store: &mut Store<'_>, dev: &Device) -> Result<(), XsOpError> {
         let be = &dev.backend_path;
-        let params = store
-            .read_string(&format!("{be}/params"))
-            .unwrap_or_default();
-        let ro = read_only(store, dev);
+        let extent = match self.state.extent(store, dev) {
+            Ok(e) => e.clone(),
+            Err(why) => {
+                println!("blkback: probe {be}: refused: {why}");
+                let _ = store.write(&format!("{be}/error"), why.as_bytes());
+                return Err(XsOpError::Store(xen_rt::proto::xenstore::XsError::EINVAL));
+            }
+        };
+        let ro = extent.read_only || read_only(store, dev);
         println!(
-            "blkback: probe {be}: frontend dom{} params {:?} mode {} sectors {}",
+            "blkback: probe {be}: frontend dom{} extent {} sectors {}..{} mode {}",
             dev.frontend_id.0,
-            params,
+            extent.name,
+            extent.start,
+            extent.start + extent.sectors,
             if ro { "r" } else { "w" },
-            self.state.capacity
         );
         let info = if ro { 4u32 } else { 0 }; // VDISK_READONLY
         for (k, v) in [
             ("feature-flush-cache", String::from("1")),
-            ("sectors", format!("{}", self.state.capacity)),
+            ("feature-discard", String::from("1")),
+            ("discard-granularity", String::from("4096")),
+            ("discard-alignment", String::from("0")),
+            ("discard-secure", String::from("0")),
+            (
+                "feature-max-indirect-segments",
+                format!("{MAX_INDIRECT_SEGMENTS}"),
+            ),
+            ("max-ring-page-order", String::from("0")),
+            ("multi-queue-max-queues", String::from("1")),
+            ("sectors", format!("{}", extent.sectors)),
             ("info", format!("{info}")),
             ("sector-size", String::from("512")),
             ("physical-sector-size", String::from("512")),
@@ -142,10 +290,18 @@ impl BackendDriver for Driver<'_> {
         {
             return Err(format!("ring-page-order {order} not offered"));
         }
+        if let Ok(queues) = store.read_u32(&format!("{fe}/multi-queue-num-queues"))
+            && queues > 1
+        {
+            return Err(format!("multi-queue-num-queues {queues} not offered"));
+        }
+        let extent = self.state.extent(store, dev)?.clone();
         let vbd = Vbd {
-            sectors: self.state.capacity,
-            read_only: read_only(store, dev),
+            sectors: extent.sectors,
+            read_only: extent.read_only || read_only(store, dev),
             flush: true,
+            discard: true,
+            max_indirect_segments: MAX_INDIRECT_SEGMENTS,
         };
         let back = BackRingIndices::new(blkif::RING_SIZE).map_err(|e| format!("{e:?}"))?;
         let ring = self
@@ -176,12 +332,14 @@ impl BackendDriver for Driver<'_> {
             frontend: dev.frontend_id,
             devid: dev.devid,
             vbd,
+            base: extent.start,
             ring: Some(ring),
             port: local,
             back,
             published: 0,
             requests: 0,
             errors: 0,
+            counts: Counts::default(),
         });
         Ok(())
     }
@@ -196,9 +354,10 @@ impl BackendDriver for Driver<'_> {
             return;
         };
         let mut c = self.state.conns.swap_remove(i);
+        let k = c.counts;
         println!(
-            "blkback: disconnect {}: {} requests, {} errors",
-            dev.backend_path, c.requests, c.errors
+            "blkback: disconnect {}: {} requests ({} read, {} write, {} indirect, {} flush, {} discard), {} errors",
+            dev.backend_path, c.requests, k.read, k.write, k.indirect, k.flush, k.discard, c.errors
         );
         if let Some(ring) = c.ring.take()
             && let Err((_ring, e)) = self.grants.unmap(self.foreign, ring)
@@ -235,7 +394,8 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
             c.requests += 1;
             let (id, op, status) = match Request::parse(&entry, &c.vbd) {
                 Ok(req) => {
-                    let st = match perform(c.frontend, &req, disk, bounce) {
+                    c.counts.note(&req.kind);
+                    let st = match perform(c, &req, disk, bounce) {
                         Ok(()) => blkif::status::OKAY,
                         Err(why) => {
                             c.errors += 1;
@@ -302,41 +462,91 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
     }
 }
 
-fn perform(peer: DomId, req: &Request, disk: &mut Disk, bounce: &mut [u8]) -> Result<(), String> {
+fn perform(c: &Conn, req: &Request, disk: &mut Disk, bounce: &mut [u8]) -> Result<(), String> {
+    let peer = c.frontend;
     match req.kind {
-        RequestKind::Read(t) => transfer(peer, &t, disk, bounce, false),
-        RequestKind::Write(t) => transfer(peer, &t, disk, bounce, true),
+        RequestKind::Read(t) => transfer(peer, c.base, &t, disk, bounce, false),
+        RequestKind::Write(t) => transfer(peer, c.base, &t, disk, bounce, true),
         RequestKind::Flush => disk.flush().map_err(|e| format!("flush: {e}")),
+        RequestKind::Discard { sector, sectors } => {
+            zero_range(c.base + sector, sectors, disk, bounce)
+        }
+        RequestKind::Indirect(ind) => {
+            // Copy the segment descriptors out of the frontend's indirect
+            // pages once, then validate the copy.
+            let mut descriptors = [0u8; blkif::MAX_TRANSFER_SEGMENTS * blkif::SEGMENT_SIZE];
+            let mut have = 0usize;
+            for (page, gref) in ind.grefs.iter().enumerate().take(ind.pages()) {
+                let n = ind.segment_bytes_in_page(page);
+                let dst = descriptors
+                    .get_mut(have..have + n)
+                    .ok_or_else(|| format!("{} indirect segments", ind.nr_segments))?;
+                gnttab::copy_from(peer, GrantRef(*gref), 0, dst)
+                    .map_err(|e| format!("grant copy of indirect page gref {gref}: {e:?}"))?;
+                have += n;
+            }
+            let t = ind
+                .transfer(&descriptors[..have], &c.vbd)
+                .map_err(|e| format!("indirect segments: {e}"))?;
+            transfer(peer, c.base, &t, disk, bounce, ind.write)
+        }
     }
 }
 
+/// Writes zeros over `sectors` sectors from disk sector `first`.
+fn zero_range(first: u64, sectors: u64, disk: &mut Disk, bounce: &mut [u8]) -> Result<(), String> {
+    bounce.fill(0);
+    let chunk = (bounce.len() / 512) as u64;
+    let mut done = 0u64;
+    while done < sectors {
+        let n = chunk.min(sectors - done);
+        let at = first + done;
+        let block = usize::try_from(at).map_err(|_| format!("sector {at}"))?;
+        disk.write_blocks(block, &bounce[..n as usize * 512])
+            .map_err(|e| format!("discard (zeroing) at {at}: {e}"))?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// One disk operation for the whole request: a write gathers every
+/// segment into the bounce buffer first; a read scatters it afterwards.
 fn transfer(
     peer: DomId,
+    base: u64,
     t: &Transfer,
     disk: &mut Disk,
     bounce: &mut [u8],
     write: bool,
 ) -> Result<(), String> {
-    let mut sector = t.sector;
-    for seg in t.segments() {
-        let len = usize::from(seg.len());
-        let buf = bounce
-            .get_mut(..len)
-            .ok_or_else(|| format!("segment of {len} bytes"))?;
-        let block = usize::try_from(sector).map_err(|_| format!("sector {sector}"))?;
-        let gref = GrantRef(seg.gref);
-        if write {
-            gnttab::copy_from(peer, gref, seg.offset(), buf)
+    let total = usize::try_from(t.sectors * 512).map_err(|_| "size".to_string())?;
+    let buf = bounce
+        .get_mut(..total)
+        .ok_or_else(|| format!("transfer of {total} bytes"))?;
+    let sector = base + t.sector;
+    let block = usize::try_from(sector).map_err(|_| format!("sector {sector}"))?;
+    if write {
+        let mut at = 0usize;
+        for seg in t.segments() {
+            let len = usize::from(seg.len());
+            let piece = buf.get_mut(at..at + len).ok_or("segment size")?;
+            gnttab::copy_from(peer, GrantRef(seg.gref), seg.offset(), piece)
                 .map_err(|e| format!("grant copy from gref {}: {e:?}", seg.gref))?;
-            disk.write_blocks(block, buf)
-                .map_err(|e| format!("disk write at {sector}: {e}"))?;
-        } else {
-            disk.read_blocks(block, buf)
-                .map_err(|e| format!("disk read at {sector}: {e}"))?;
-            gnttab::copy_to(peer, gref, seg.offset(), buf)
-                .map_err(|e| format!("grant copy to gref {}: {e:?}", seg.gref))?;
+            at += len;
         }
-        sector += u64::from(seg.sectors());
+        disk.write_blocks(block, buf)
+            .map_err(|e| format!("disk write at {sector}: {e}"))?;
+    } else {
+        disk.read_blocks(block, buf)
+            .map_err(|e| format!("disk read at {sector}: {e}"))?;
+        let mut at = 0usize;
+        for seg in t.segments() {
+            let len = usize::from(seg.len());
+            let piece = buf.get(at..at + len).ok_or("segment size")?;
+            gnttab::copy_to(peer, GrantRef(seg.gref), seg.offset(), piece)
+                .map_err(|e| format!("grant copy to gref {}: {e:?}", seg.gref))?;
+            at += len;
+        }
     }
     Ok(())
 }

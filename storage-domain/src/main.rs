@@ -18,6 +18,7 @@ extern crate alloc;
 
 mod blkback;
 
+use alloc::format;
 use core::time::Duration;
 use xen_rt::mem::virtio_hal::{XenHal, mmio_transport};
 use xen_rt::time::Instant;
@@ -210,7 +211,29 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::Disk, capacity: u64) {
         capacity,
         rt.booted_at().elapsed().as_millis()
     );
-    let mut state = blkback::Blkback::new(capacity);
+    // The extent table: what each vbd may reach. Without `extents=`, one
+    // extent `disk` covers everything after the reserved sectors.
+    let default_extent = format!(
+        "disk@{}+{}",
+        blkback::RESERVED_SECTORS,
+        capacity.saturating_sub(blkback::RESERVED_SECTORS)
+    );
+    let arg = rt.dt.bootarg("extents").unwrap_or(&default_extent);
+    let (extents, rejected) = blkback::parse_extents(arg, capacity);
+    for why in &rejected {
+        println!("storage-domain: blkback: extent refused: {why}");
+    }
+    for e in &extents {
+        println!(
+            "storage-domain: blkback: extent {} sectors {}..{} ({} MiB){}",
+            e.name,
+            e.start,
+            e.start + e.sectors,
+            e.sectors / 2048,
+            if e.read_only { " read-only" } else { "" }
+        );
+    }
+    let mut state = blkback::Blkback::new(extents);
     let mut ports: alloc::vec::Vec<xen_rt::hypercall::EvtchnPort> = alloc::vec::Vec::new();
     loop {
         {

@@ -21,12 +21,13 @@ pub const TARGETS: &[&str] = &[
     "ring_shared",
     "vchan_header",
     "blkif_request",
+    "netif_tx",
 ];
 
 /// Parsers of peer-controlled data that have no target yet because the
 /// code does not exist yet.
 pub const PENDING: &[&str] = &[
-    "netif (netback request ring entries, netif extra info, xenstore feature keys)",
+    "netif xenstore feature keys (the frontend's feature-*/request-* nodes; no parser yet)",
     "blkif indirect descriptors (BLKIF_OP_INDIRECT is rejected, not parsed; no target until it is offered)",
 ];
 

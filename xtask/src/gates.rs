@@ -23,6 +23,7 @@ pub const NO_PANIC_PATHS: &[&str] = &[
     "xen_proto::ring::bytes::{readable, writable, read_from, write_to, Span::ranges}",
     "xen_proto::ring::shared::{BackRingIndices, FrontRingIndices}: unconsumed_*, consume_*, push_*, final checks; notify_needed; ring_size",
     "xen_proto::blkif::{Request::parse, RequestView accessors, Transfer::segments, encode_response, slot_offset}",
+    "xen_proto::netif::{parse_tx_packet (+ TxPacket::fragments, TxResponses::iter), RxRequest::parse, RxResponse::{data, encode}, ExtraInfo::{parse, encode}, tx_slot_offset, rx_slot_offset}",
     "vchan::Vchan::{try_read, try_write, data_ready, buffer_space, peer_state} (over a panic-free SharedMemory, after Client::connect reads the peer's header)",
 ];
 
@@ -45,6 +46,7 @@ pub const BARE_METAL_CLIPPY: &[&str] = &[
     "console-domain",
     "hello-domain",
     "vchan-domain",
+    "blk-hostile-domain",
     "no-panic-probe",
 ];
 

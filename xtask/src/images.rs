@@ -20,6 +20,7 @@ pub const DOMAIN_CRATES: &[&str] = &[
     "net-domain",
     "storage-domain",
     "console-domain",
+    "blk-hostile-domain",
 ];
 pub const TARGET: &str = "aarch64-unknown-none";
 pub const IMAGE_MAGIC_OFFSET: usize = 0x38;

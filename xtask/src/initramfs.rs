@@ -31,7 +31,8 @@ pub const DOM0_MODULES: &[&str] = &[
     "loop",
 ];
 /// Modules a Linux test guest loads (PV frontends).
-pub const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront"];
+/// ext4 (which also mounts ext2) for the blk scenario's filesystem checks.
+pub const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront", "ext4"];
 /// Tool binaries left out of dom0 (python, OCaml xenstored).
 const SKIP_XEN_BINS: &[&str] = &["pygrub", "oxenstored"];
 

@@ -59,6 +59,7 @@ use util::{Paths, step};
 pub const HOST_TEST_EXCLUDES: &[&str] = &[
     "hello-domain",
     "vchan-domain",
+    "blk-hostile-domain",
     "net-domain",
     "storage-domain",
     "console-domain",
@@ -467,56 +468,106 @@ fn qemu_cmd(paths: &Paths, q: &QemuOpts) -> Result<bool> {
             None => domus.push((world.kernel.clone(), g.clone())),
         }
     }
-    let t = Instant::now();
     let boot = qemu::Boot {
         xen: &world.xen,
         dom0_kernel: &world.kernel,
         dom0_ramdisk: &rd.dom0,
         domus,
     };
-    let mut plan = qemu::make_plan(paths, &m, &boot, interactive)?;
-    if plan.passthrough.needs_calibration(&m) && !q.dry_run {
-        passthrough::calibrate(paths, &m, &plan)?;
-        plan = qemu::make_plan(paths, &m, &boot, interactive)?;
-        anyhow::ensure!(
-            !plan.passthrough.needs_calibration(&m),
-            "calibration did not produce a DMA window"
+    let image_sizes: Vec<(String, u64)> = built.iter().map(|b| (b.krate.clone(), b.size)).collect();
+    // A multi-boot scenario runs the whole system `boots` times on the same
+    // passthrough disks; the checks see one log with a marker line between
+    // boots (later boots' timestamps continue from the previous ones).
+    let mut all_lines: Vec<(f64, String)> = Vec::new();
+    let mut ending = qemu::Ending::DoneMarker;
+    let mut total_elapsed = 0.0;
+    let mut last_log = PathBuf::new();
+    for n in 1..=m.boots {
+        let mb = m.for_boot(n);
+        let t = Instant::now();
+        let mut plan = qemu::make_plan(paths, &mb, &boot, interactive)?;
+        if plan.passthrough.needs_calibration(&mb) && !q.dry_run {
+            passthrough::calibrate(paths, &mb, &plan)?;
+            plan = qemu::make_plan(paths, &mb, &boot, interactive)?;
+            anyhow::ensure!(
+                !plan.passthrough.needs_calibration(&mb),
+                "calibration did not produce a DMA window"
+            );
+        }
+        let t_dtb = t.elapsed().as_secs_f64();
+        for md in &plan.modules {
+            println!("    {:#010x} {:>10} bytes  {}", md.addr, md.size, md.label);
+        }
+        step(&format!(
+            "prepared {}in {:.1} s (fetch {t_fetch:.1} s, images {t_build:.1} s, initramfs {t_initramfs:.2} s, dtb {t_dtb:.2} s); dtb {}",
+            if m.boots > 1 {
+                format!("boot {n} of {} ", m.boots)
+            } else {
+                String::new()
+            },
+            t_all.elapsed().as_secs_f64(),
+            plan.dtb.display()
+        ));
+        if q.dry_run {
+            println!("{}", plan.command_line());
+            return Ok(true);
+        }
+        plan.passthrough
+            .start_verifier(&mb, Duration::from_secs(q.timeout.unwrap_or(m.timeout_s)));
+        if interactive {
+            qemu::run_interactive(&plan)?;
+            if n < m.boots {
+                continue;
+            }
+            return Ok(true);
+        }
+        let timeout = Duration::from_secs(q.timeout.unwrap_or(m.timeout_s));
+        let log_name = if n == 1 {
+            m.name.clone()
+        } else {
+            format!("{}-boot{n}", m.name)
+        };
+        let run = qemu::run_check(paths, &plan, &log_name, &m.done_marker, timeout)?;
+        if n > 1 {
+            all_lines.push((total_elapsed, format!("### XTASK BOOT {n}")));
+        }
+        all_lines.extend(
+            run.lines
+                .iter()
+                .map(|(t, l)| (t + total_elapsed, l.clone())),
         );
+        total_elapsed += run.elapsed;
+        last_log = run.log_path.clone();
+        ending = run.ending.clone();
+        if run.ending != qemu::Ending::DoneMarker {
+            break;
+        }
     }
-    let t_dtb = t.elapsed().as_secs_f64();
-    for md in &plan.modules {
-        println!("    {:#010x} {:>10} bytes  {}", md.addr, md.size, md.label);
+    if m.boots > 1 {
+        // One combined log under the scenario's name, for `cargo xtask check`.
+        let combined = paths.logs.join(format!("{}.log", m.name));
+        let mut text = String::new();
+        for (t, l) in &all_lines {
+            text.push_str(&format!("[+{t:8.3}] {l}\n"));
+        }
+        if ending == qemu::Ending::DoneMarker {
+            text.push_str(&format!("[+{total_elapsed:8.3}] ### DONE MARKER matched\n"));
+        }
+        std::fs::write(&combined, text)?;
+        last_log = combined;
     }
-    step(&format!(
-        "prepared in {:.1} s (fetch {t_fetch:.1} s, images {t_build:.1} s, initramfs {t_initramfs:.2} s, dtb {t_dtb:.2} s); dtb {}",
-        t_all.elapsed().as_secs_f64(),
-        plan.dtb.display()
-    ));
-    if q.dry_run {
-        println!("{}", plan.command_line());
-        return Ok(true);
-    }
-    plan.passthrough
-        .start_verifier(&m, Duration::from_secs(q.timeout.unwrap_or(m.timeout_s)));
-    if interactive {
-        qemu::run_interactive(&plan)?;
-        return Ok(true);
-    }
-    let timeout = Duration::from_secs(q.timeout.unwrap_or(m.timeout_s));
-    let run = qemu::run_check(paths, &plan, &m.name, &m.done_marker, timeout)?;
-    let image_sizes = built.iter().map(|b| (b.krate.clone(), b.size)).collect();
     let input = scenarios::Input {
         manifest: &m,
-        lines: &run.lines,
-        ending: &run.ending,
+        lines: &all_lines,
+        ending: &ending,
         image_sizes,
     };
     let report = scenarios::evaluate(&input);
     println!(
         "--- checks for scenario {} ({:.1} s in qemu, log {}) ---",
         m.name,
-        run.elapsed,
-        run.log_path.display()
+        total_elapsed,
+        last_log.display()
     );
     report.print();
     Ok(report.success())

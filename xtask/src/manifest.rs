@@ -5,6 +5,8 @@
 //! timeout_s = 300
 //! done_marker = "=== DOM0 SCENARIO DONE"   # regex on the console
 //! # xen_args = "..."                        # optional, replaces the default
+//! # boots = 2   # run the whole qemu system N times in a row on the same
+//! #             # passthrough disks; each domain's bootargs get `boot=<n>`
 //!
 //! [dom0]
 //! memory_mb = 512
@@ -55,6 +57,12 @@ pub struct Manifest {
     pub done_marker: String,
     #[serde(default)]
     pub xen_args: Option<String>,
+    /// Whole-system boots in a row on the same passthrough disks.
+    #[serde(default = "one")]
+    pub boots: u32,
+    /// Which of the `boots` this is (1-based; not a TOML field).
+    #[serde(skip)]
+    pub boot: u32,
     pub dom0: Dom0,
     #[serde(default)]
     pub domu: Vec<DomU>,
@@ -96,6 +104,9 @@ pub struct DomU {
     /// `kind = "net"` (qemu user networking).
     #[serde(default)]
     pub passthrough: Vec<Passthrough>,
+    /// ` boot=<n>` in multi-boot runs (not a TOML field).
+    #[serde(skip)]
+    pub boot_suffix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -156,6 +167,7 @@ impl Manifest {
         let mut m: Manifest =
             toml::from_str(text).with_context(|| format!("parsing {}", path.display()))?;
         m.path = path.to_path_buf();
+        m.boot = 1;
         m.validate()
             .with_context(|| format!("invalid manifest {}", path.display()))?;
         Ok(m)
@@ -170,6 +182,7 @@ impl Manifest {
     fn validate(&self) -> Result<()> {
         ensure!(!self.name.is_empty(), "empty name");
         ensure!(self.timeout_s > 0, "timeout_s must be > 0");
+        ensure!((1..=4).contains(&self.boots), "boots must be 1..=4");
         regex::Regex::new(&self.done_marker).context("done_marker is not a valid regex")?;
         ensure!(self.dom0.memory_mb >= 64, "dom0.memory_mb too small");
         let mut seen = std::collections::BTreeSet::new();
@@ -234,10 +247,35 @@ impl Manifest {
     }
 
     pub fn dom0_bootargs(&self) -> String {
-        self.dom0
+        let base = self
+            .dom0
             .bootargs
             .clone()
-            .unwrap_or_else(|| DEFAULT_DOM0_BOOTARGS.to_string())
+            .unwrap_or_else(|| DEFAULT_DOM0_BOOTARGS.to_string());
+        self.with_boot(base)
+    }
+
+    /// Appends `boot=<n>` for multi-boot scenarios.
+    fn with_boot(&self, args: String) -> String {
+        if self.boots > 1 {
+            format!("{args} boot={}", self.boot)
+        } else {
+            args
+        }
+    }
+
+    /// The manifest as seen by boot `n` (1-based) of a multi-boot run.
+    pub fn for_boot(&self, n: u32) -> Manifest {
+        let mut m = self.clone();
+        m.boot = n;
+        for d in &mut m.domu {
+            d.boot_suffix = if self.boots > 1 {
+                format!(" boot={n}")
+            } else {
+                String::new()
+            };
+        }
+        m
     }
 
     /// Domain id of a domU by name (1-based manifest order).
@@ -264,12 +302,13 @@ impl Manifest {
 
 impl DomU {
     pub fn bootargs(&self) -> String {
-        match (&self.bootargs, self.image.is_linux()) {
+        let args = match (&self.bootargs, self.image.is_linux()) {
             (Some(b), true) => format!("{DEFAULT_LINUX_GUEST_BOOTARGS} {b}"),
             (Some(b), false) => b.clone(),
             (None, true) => DEFAULT_LINUX_GUEST_BOOTARGS.to_string(),
             (None, false) => String::new(),
-        }
+        };
+        format!("{args}{}", self.boot_suffix).trim().to_string()
     }
 }
 

@@ -123,7 +123,12 @@ impl Prepared {
                 let disk = match p.kind {
                     PtKind::Blk => {
                         let path = disk_path(paths, &m.name, &d.name, k);
-                        let id = write_disk(&path, p.disk_mb.unwrap_or(DEFAULT_DISK_MB))?;
+                        // Later boots of a multi-boot run keep the disk.
+                        let id = if m.boot > 1 {
+                            disk_id(&path)?
+                        } else {
+                            write_disk(&path, p.disk_mb.unwrap_or(DEFAULT_DISK_MB))?
+                        };
                         Some((path, id))
                     }
                     PtKind::Net => None,
@@ -394,11 +399,24 @@ fn write_disk(path: &Path, mb: u32) -> Result<String> {
         .as_bytes(),
     );
     let id = h.hex();
-    let mut img = vec![0u8; (mb as usize) << 20];
     let head = format!("{}id={id}\n", String::from_utf8_lossy(SIGNATURE));
-    img[..head.len()].copy_from_slice(head.as_bytes());
-    std::fs::write(path, img).with_context(|| format!("writing {}", path.display()))?;
+    // A sparse file of zeros with the signature in sector 0.
+    let _ = std::fs::remove_file(path);
+    let f = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::write_all(&mut &f, head.as_bytes())?;
+    f.set_len(u64::from(mb) << 20)?;
     Ok(id)
+}
+
+/// The id xtask wrote into sector 0 of an existing disk image.
+fn disk_id(path: &Path) -> Result<String> {
+    let s = read_sector(path, 0)?;
+    let rest = s
+        .strip_prefix(SIGNATURE)
+        .and_then(|r| r.strip_prefix(b"id="))
+        .and_then(|r| r.get(..16))
+        .with_context(|| format!("{}: no xtask signature in sector 0", path.display()))?;
+    Ok(String::from_utf8_lossy(rest).into_owned())
 }
 
 /// Reads sector `n` of a disk image.

@@ -15,6 +15,9 @@
 //!   `pop_watch_event`, every reply parser;
 //! * `xen_proto::ring::bytes` and `xen_proto::ring::shared` arithmetic;
 //! * `xen_proto::blkif`: `Request::parse`, the request view, responses;
+//! * `xen_proto::netif`: `parse_tx_packet` over a whole peer-written tx
+//!   ring (fragments, extras, responses), `RxRequest::parse`,
+//!   `RxResponse`, the extra-info codec and the slot offsets;
 //! * `vchan`: `Client::connect` over a peer-written header, then
 //!   `Vchan::{try_read, try_write, data_ready, buffer_space, peer_state}`.
 //!
@@ -157,6 +160,8 @@ fn blkif_paths() {
         sectors: black_box(2048),
         read_only: black_box(false),
         flush: black_box(true),
+        discard: black_box(true),
+        max_indirect_segments: black_box(32),
     };
     let v = blkif::RequestView::new(&entry);
     black_box(v.segment(black_box(3)));
@@ -168,6 +173,19 @@ fn blkif_paths() {
                     black_box((s.offset(), s.len(), s.sectors()));
                 }
             }
+            if let blkif::RequestKind::Indirect(ind) = r.kind {
+                // The segment descriptors come from peer-written pages too.
+                let mut page = [0u8; 512];
+                let seg_bytes = opaque_bytes(&mut page);
+                for p in 0..ind.pages() {
+                    black_box(ind.segment_bytes_in_page(p));
+                }
+                if let Ok(t) = ind.transfer(seg_bytes, &vbd) {
+                    for s in t.segments() {
+                        black_box((s.gref, s.offset(), s.len()));
+                    }
+                }
+            }
             black_box(blkif::encode_response(r.id, r.operation, 0));
         }
         Err(rej) => {
@@ -175,6 +193,69 @@ fn blkif_paths() {
         }
     }
     black_box(blkif::slot_offset(black_box(77)));
+}
+
+fn netif_paths() {
+    use xen_proto::netif::{self, TxParse, TxSlot};
+    // A whole tx ring of peer-written entries.
+    let mut raw = [0u8; netif::TX_RING_SIZE as usize * netif::TX_SLOT_SIZE];
+    let ring = opaque_bytes(&mut raw);
+    let mut fetch = |i: u32| -> Option<TxSlot> {
+        let off = (i % netif::TX_RING_SIZE) as usize * netif::TX_SLOT_SIZE;
+        ring.get(off..)?.get(..netif::TX_SLOT_SIZE)?.try_into().ok()
+    };
+    let (mut cons, mut avail) = black_box((0u32, 0u32));
+    while avail > 0 {
+        let slots = match netif::parse_tx_packet(&mut fetch, cons, avail) {
+            Ok(TxParse::Packet(p)) => {
+                for f in p.fragments() {
+                    black_box((f.gref, f.offset, f.len));
+                }
+                black_box((p.gso, p.hash, p.csum_blank));
+                for r in p.responses.iter(netif::status::OKAY) {
+                    black_box(r);
+                }
+                p.slots()
+            }
+            Ok(TxParse::Mcast(m)) => {
+                black_box(m.responses.response(black_box(1), netif::status::OKAY));
+                m.responses.slots()
+            }
+            Ok(TxParse::Incomplete { needed }) => {
+                black_box(needed);
+                break;
+            }
+            Err(netif::TxError::Drop { reason, responses }) => {
+                black_box(reason);
+                for r in responses.iter(netif::status::ERROR) {
+                    black_box(r);
+                }
+                responses.slots()
+            }
+            Err(netif::TxError::Fatal(r)) => {
+                black_box(r);
+                break;
+            }
+        };
+        cons = cons.wrapping_add(slots);
+        avail = avail.saturating_sub(slots);
+        black_box(netif::tx_slot_offset(cons));
+    }
+    let mut rx = [0u8; netif::RX_REQUEST_SIZE];
+    let src = opaque_bytes(&mut rx);
+    let mut entry = [0u8; netif::RX_REQUEST_SIZE];
+    if let Some(dst) = entry.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+    }
+    let req = netif::RxRequest::parse(&entry);
+    let (off, len) = black_box((0u16, 1514u16));
+    if let Some(rsp) = netif::RxResponse::data(req.id, off, len, netif::rxf::CSUM_BLANK) {
+        black_box(rsp.encode());
+    }
+    if let Ok(e) = netif::ExtraInfo::parse(&entry) {
+        black_box(netif::encode_rx_extra(&e));
+    }
+    black_box(netif::rx_slot_offset(black_box(300)));
 }
 
 /// Shared pages the "peer" writes: opaque contents.
@@ -361,6 +442,7 @@ static ENTRIES: &[fn()] = &[
     ring_bytes_paths,
     ring_shared_paths,
     blkif_paths,
+    netif_paths,
     vchan_paths,
     #[cfg(feature = "canary")]
     canary,

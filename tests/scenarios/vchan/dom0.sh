@@ -5,7 +5,8 @@
 # `-` (stdin/stdout). Every result line starts with `=== DOM0: vchan`.
 #
 # BYTES and BIG must match the SEND/RECV sizes in ../vchan.toml (BIG for
-# run 1 of vchan-srv, BYTES for the others).
+# the interoperability runs: vchan-srv runs 0 and 1, vchan-cli run 0;
+# BYTES for the benchmark runs 2 and 3).
 BYTES=$((4 * 1024 * 1024))
 BIG=$((64 * 1024 * 1024))
 PROXY=vchan-socket-proxy
@@ -59,14 +60,14 @@ BIG_MD5=$(md5 $TXBIG)
 echo "=== DOM0: vchan tx bytes=$BYTES md5=$TX_MD5 big=$BIG big_md5=$BIG_MD5 gen_ms=$(($(now_ms) - t0))"
 
 # Our domain 1 is the server (dom0 = libxenvchan client), ports 0..3.
-vrun srv-inpage client 1 /local/domain/1/data/vchan/0/0 $TX $TX_MD5
+vrun srv-inpage client 1 /local/domain/1/data/vchan/0/0 $TXBIG $BIG_MD5
 vrun srv-multipage client 1 /local/domain/1/data/vchan/0/1 $TXBIG $BIG_MD5
-rm -f $TXBIG
 vrun bench-dom-inpage client 1 /local/domain/1/data/vchan/0/2 $TX $TX_MD5
 vrun bench-dom-multipage client 1 /local/domain/1/data/vchan/0/3 $TX $TX_MD5
 
 # Our domain 2 is the client (dom0 = libxenvchan server, default rings).
-vrun cli server 2 /local/domain/0/data/vchan/2/0 $TX $TX_MD5
+vrun cli server 2 /local/domain/0/data/vchan/2/0 $TXBIG $BIG_MD5
+rm -f $TXBIG
 
 # Benchmark baseline: libxenvchan to libxenvchan inside dom0 (server and
 # client proxy both in domain 0, the client sends BYTES, the server's

@@ -45,6 +45,20 @@ pub const MAX_SEGMENTS: usize = 11;
 pub const MAX_INDIRECT_PAGES: usize = 8;
 /// Segments per indirect page (4096 / 8).
 pub const SEGMENTS_PER_INDIRECT_PAGE: usize = 512;
+/// The most segments an indirect request may carry with this crate: the
+/// upper bound of [`Vbd::max_indirect_segments`] (what a backend advertises
+/// as `feature-max-indirect-segments`), and the capacity of a
+/// [`Transfer`]. 64 segments (256 KiB) fit one indirect page; Linux
+/// blkfront uses at most 32 unless told otherwise.
+pub const MAX_INDIRECT_SEGMENTS: usize = 64;
+/// Segments a [`Transfer`] holds (direct or indirect).
+pub const MAX_TRANSFER_SEGMENTS: usize = if MAX_INDIRECT_SEGMENTS > MAX_SEGMENTS {
+    MAX_INDIRECT_SEGMENTS
+} else {
+    MAX_SEGMENTS
+};
+/// `BLKIF_DISCARD_SECURE` in a discard request's `flag`.
+pub const DISCARD_SECURE: u8 = 1;
 /// Sector size of the protocol's `sector_number`, `first_sect` and
 /// `last_sect` (without `feature-large-sector-size`).
 pub const SECTOR_SIZE: u64 = 512;
@@ -110,9 +124,17 @@ impl Operation {
 pub enum RequestError {
     /// The operation byte is not a known `BLKIF_OP_*`.
     UnknownOperation(u8),
-    /// A known operation this backend does not offer (discard, barrier,
-    /// indirect: their feature nodes are not advertised).
+    /// A known operation this backend does not offer (barrier; discard or
+    /// indirect when the vbd does not advertise them; flush on a vbd
+    /// without `feature-flush-cache`; a secure discard).
     Unsupported(Operation),
+    /// An indirect request whose `indirect_op` is not read or write.
+    BadIndirectOperation(u8),
+    /// An indirect request with 0 segments or more than the vbd offers.
+    BadIndirectSegmentCount(u16),
+    /// The indirect segment bytes handed to
+    /// [`IndirectRequest::transfer`] are fewer than `nr_segments` needs.
+    ShortIndirectSegments,
     /// `nr_segments` is 0 or above [`MAX_SEGMENTS`] for a read or write.
     BadSegmentCount(u8),
     /// A segment's `first_sect > last_sect` or `last_sect >= 8`.
@@ -243,6 +265,10 @@ impl<'a> RequestView<'a> {
             last_sect: *self.bytes.get(off + 5)?,
         })
     }
+    /// Discard layout: `flag` (`BLKIF_DISCARD_SECURE`).
+    pub fn discard_flag(&self) -> u8 {
+        self.bytes[1]
+    }
     /// Discard layout: `nr_sectors`.
     pub fn discard_nr_sectors(&self) -> u64 {
         u64_at(self.bytes, 24)
@@ -277,6 +303,18 @@ pub struct Vbd {
     pub read_only: bool,
     /// Whether flush (`feature-flush-cache`) is offered.
     pub flush: bool,
+    /// Whether discard (`feature-discard`) is offered (never secure).
+    pub discard: bool,
+    /// `feature-max-indirect-segments` as advertised (0: no indirect
+    /// requests); values above [`MAX_INDIRECT_SEGMENTS`] count as that.
+    pub max_indirect_segments: u16,
+}
+
+impl Vbd {
+    /// The indirect segment limit in force.
+    pub fn indirect_limit(&self) -> u16 {
+        self.max_indirect_segments.min(MAX_INDIRECT_SEGMENTS as u16)
+    }
 }
 
 /// A validated read or write.
@@ -285,10 +323,10 @@ pub struct Transfer {
     /// First sector on the vbd.
     pub sector: u64,
     /// Number of valid entries in `segments`.
-    pub nr_segments: u8,
+    pub nr_segments: u16,
     /// The segments, in order; entries past `nr_segments` are zero.
-    pub segments: [Segment; MAX_SEGMENTS],
-    /// Total sectors (sum over the segments, 1..=88).
+    pub segments: [Segment; MAX_TRANSFER_SEGMENTS],
+    /// Total sectors (sum over the segments, 1..=8 per segment).
     pub sectors: u64,
 }
 
@@ -310,6 +348,74 @@ pub enum RequestKind {
     Write(Transfer),
     /// Flush the disk's write cache (segments, if any, are ignored).
     Flush,
+    /// Discard `sectors` sectors from `sector` (range checked; may be 0).
+    Discard {
+        /// First sector.
+        sector: u64,
+        /// Number of sectors.
+        sectors: u64,
+    },
+    /// An indirect read or write: the header is valid; its segments are in
+    /// the frontend's indirect pages, which the backend copies (once) and
+    /// hands to [`IndirectRequest::transfer`].
+    Indirect(IndirectRequest),
+}
+
+/// A validated indirect request header (`struct blkif_request_indirect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndirectRequest {
+    /// Write (else read).
+    pub write: bool,
+    /// First sector on the vbd.
+    pub sector: u64,
+    /// Segments (1..=the vbd's limit).
+    pub nr_segments: u16,
+    /// Grant references of the indirect pages; the first
+    /// [`IndirectRequest::pages`] are used.
+    pub grefs: [u32; MAX_INDIRECT_PAGES],
+}
+
+impl IndirectRequest {
+    /// Number of indirect pages the segments occupy.
+    pub fn pages(&self) -> usize {
+        usize::from(self.nr_segments).div_ceil(SEGMENTS_PER_INDIRECT_PAGE)
+    }
+
+    /// Bytes of segment descriptors to copy from indirect page `page`
+    /// (from its offset 0).
+    pub fn segment_bytes_in_page(&self, page: usize) -> usize {
+        let before = page.saturating_mul(SEGMENTS_PER_INDIRECT_PAGE);
+        usize::from(self.nr_segments)
+            .saturating_sub(before)
+            .min(SEGMENTS_PER_INDIRECT_PAGE)
+            * SEGMENT_SIZE
+    }
+
+    /// Validates the segment descriptors, copied once out of the indirect
+    /// pages and concatenated in `segment_bytes` (8 bytes each, at least
+    /// `nr_segments` of them), against `vbd`.
+    pub fn transfer(&self, segment_bytes: &[u8], vbd: &Vbd) -> Result<Transfer, RequestError> {
+        let n = usize::from(self.nr_segments);
+        if n == 0 || n > usize::from(vbd.indirect_limit()) || n > MAX_TRANSFER_SEGMENTS {
+            return Err(RequestError::BadIndirectSegmentCount(self.nr_segments));
+        }
+        if segment_bytes.len() < n * SEGMENT_SIZE {
+            return Err(RequestError::ShortIndirectSegments);
+        }
+        let mut segments = [Segment::default(); MAX_TRANSFER_SEGMENTS];
+        for (slot, raw) in segments
+            .iter_mut()
+            .zip(segment_bytes.chunks_exact(SEGMENT_SIZE))
+            .take(n)
+        {
+            *slot = Segment {
+                gref: u32_at(raw, 0),
+                first_sect: raw.get(4).copied().unwrap_or(0),
+                last_sect: raw.get(5).copied().unwrap_or(0),
+            };
+        }
+        finish_transfer(self.sector, segments, self.nr_segments, vbd)
+    }
 }
 
 /// A parsed request: `id` and the raw operation to echo, and what to do.
@@ -349,14 +455,22 @@ impl Request {
     pub fn parse(bytes: &[u8; REQUEST_SIZE], vbd: &Vbd) -> Result<Request, Rejected> {
         let v = RequestView::new(bytes);
         let id = v.id();
-        let operation = v.operation();
+        let raw_op = v.operation();
+        // The response to an indirect request carries its `indirect_op`
+        // (as Linux blkback answers; blkfront checks it), not
+        // BLKIF_OP_INDIRECT.
+        let operation = if raw_op == Operation::Indirect as u8 {
+            v.indirect_op()
+        } else {
+            raw_op
+        };
         let reject = |error| Rejected {
             id,
             operation,
             error,
         };
-        let op = Operation::from_u8(operation)
-            .ok_or(reject(RequestError::UnknownOperation(operation)))?;
+        let op =
+            Operation::from_u8(raw_op).ok_or(reject(RequestError::UnknownOperation(raw_op)))?;
         let kind = match op {
             Operation::Read | Operation::Write => {
                 if op == Operation::Write && vbd.read_only {
@@ -370,6 +484,42 @@ impl Request {
                 }
             }
             Operation::FlushDiskcache if vbd.flush => RequestKind::Flush,
+            Operation::Discard if vbd.discard => {
+                if v.discard_flag() & DISCARD_SECURE != 0 {
+                    return Err(reject(RequestError::Unsupported(op)));
+                }
+                if vbd.read_only {
+                    return Err(reject(RequestError::ReadOnly));
+                }
+                let sector = v.sector_number();
+                let sectors = v.discard_nr_sectors();
+                check_range(sector, sectors, vbd).map_err(reject)?;
+                RequestKind::Discard { sector, sectors }
+            }
+            Operation::Indirect if vbd.indirect_limit() > 0 => {
+                let write = match v.indirect_op() {
+                    0 => false,
+                    1 => true,
+                    other => return Err(reject(RequestError::BadIndirectOperation(other))),
+                };
+                if write && vbd.read_only {
+                    return Err(reject(RequestError::ReadOnly));
+                }
+                let n = v.indirect_nr_segments();
+                if n == 0 || n > vbd.indirect_limit() {
+                    return Err(reject(RequestError::BadIndirectSegmentCount(n)));
+                }
+                let mut grefs = [0u32; MAX_INDIRECT_PAGES];
+                for (i, g) in grefs.iter_mut().enumerate() {
+                    *g = v.indirect_gref(i).unwrap_or(0);
+                }
+                RequestKind::Indirect(IndirectRequest {
+                    write,
+                    sector: v.sector_number(),
+                    nr_segments: n,
+                    grefs,
+                })
+            }
             other => return Err(reject(RequestError::Unsupported(other))),
         };
         Ok(Request {
@@ -385,38 +535,51 @@ fn parse_transfer(v: &RequestView<'_>, vbd: &Vbd) -> Result<Transfer, RequestErr
     if n == 0 || usize::from(n) > MAX_SEGMENTS {
         return Err(RequestError::BadSegmentCount(n));
     }
-    let mut segments = [Segment::default(); MAX_SEGMENTS];
-    let mut sectors: u64 = 0;
+    let mut segments = [Segment::default(); MAX_TRANSFER_SEGMENTS];
     for (i, slot) in segments.iter_mut().enumerate().take(usize::from(n)) {
-        let Some(s) = v.segment(i) else {
-            return Err(RequestError::BadSegmentCount(n));
-        };
+        *slot = v.segment(i).ok_or(RequestError::BadSegmentCount(n))?;
+    }
+    finish_transfer(v.sector_number(), segments, u16::from(n), vbd)
+}
+
+/// Checks every segment's sector bounds and the whole range against the
+/// vbd; `segments[..n]` are the raw segments.
+fn finish_transfer(
+    sector: u64,
+    segments: [Segment; MAX_TRANSFER_SEGMENTS],
+    n: u16,
+    vbd: &Vbd,
+) -> Result<Transfer, RequestError> {
+    let mut sectors: u64 = 0;
+    for (i, s) in segments.iter().enumerate().take(usize::from(n)) {
         if s.first_sect > s.last_sect || s.last_sect >= SECTORS_PER_PAGE {
             return Err(RequestError::BadSegment {
-                index: i as u8,
+                index: i.min(255) as u8,
                 first_sect: s.first_sect,
                 last_sect: s.last_sect,
             });
         }
         sectors += u64::from(s.sectors());
-        *slot = s;
     }
-    let sector = v.sector_number();
-    let out_of_range = RequestError::OutOfRange {
-        sector,
-        sectors,
-        capacity: vbd.sectors,
-    };
-    match sector.checked_add(sectors) {
-        Some(end) if end <= vbd.sectors => {}
-        _ => return Err(out_of_range),
-    }
+    check_range(sector, sectors, vbd)?;
     Ok(Transfer {
         sector,
         nr_segments: n,
         segments,
         sectors,
     })
+}
+
+/// `sector + sectors` must not overflow and must lie within the vbd.
+fn check_range(sector: u64, sectors: u64, vbd: &Vbd) -> Result<(), RequestError> {
+    match sector.checked_add(sectors) {
+        Some(end) if end <= vbd.sectors => Ok(()),
+        _ => Err(RequestError::OutOfRange {
+            sector,
+            sectors,
+            capacity: vbd.sectors,
+        }),
+    }
 }
 
 /// Encodes a response entry.
@@ -461,6 +624,47 @@ pub fn encode_request(
     b
 }
 
+/// Encodes a discard request (frontends, tests, fuzz seeds).
+pub fn encode_discard(id: u64, sector: u64, sectors: u64, flag: u8) -> [u8; REQUEST_SIZE] {
+    let mut b = [0u8; REQUEST_SIZE];
+    b[0] = Operation::Discard as u8;
+    b[1] = flag;
+    b[8..16].copy_from_slice(&id.to_le_bytes());
+    b[16..24].copy_from_slice(&sector.to_le_bytes());
+    b[24..32].copy_from_slice(&sectors.to_le_bytes());
+    b
+}
+
+/// Encodes an indirect request header (frontends, tests, fuzz seeds).
+pub fn encode_indirect(
+    indirect_op: u8,
+    id: u64,
+    sector: u64,
+    nr_segments: u16,
+    grefs: &[u32],
+) -> [u8; REQUEST_SIZE] {
+    let mut b = [0u8; REQUEST_SIZE];
+    b[0] = Operation::Indirect as u8;
+    b[1] = indirect_op;
+    b[2..4].copy_from_slice(&nr_segments.to_le_bytes());
+    b[8..16].copy_from_slice(&id.to_le_bytes());
+    b[16..24].copy_from_slice(&sector.to_le_bytes());
+    for (i, g) in grefs.iter().take(MAX_INDIRECT_PAGES).enumerate() {
+        let off = INDIRECT_GREFS_OFFSET + i * 4;
+        b[off..off + 4].copy_from_slice(&g.to_le_bytes());
+    }
+    b
+}
+
+/// Encodes segment descriptors as they sit in an indirect page.
+pub fn encode_segment(s: &Segment) -> [u8; SEGMENT_SIZE] {
+    let mut b = [0u8; SEGMENT_SIZE];
+    b[..4].copy_from_slice(&s.gref.to_le_bytes());
+    b[4] = s.first_sect;
+    b[5] = s.last_sect;
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +673,128 @@ mod tests {
         sectors: 2048,
         read_only: false,
         flush: true,
+        discard: false,
+        max_indirect_segments: 0,
     };
+    const FULL: Vbd = Vbd {
+        discard: true,
+        max_indirect_segments: 32,
+        ..VBD
+    };
+
+    fn indirect_bytes(segs: &[Segment]) -> std::vec::Vec<u8> {
+        segs.iter().flat_map(encode_segment).collect()
+    }
+
+    #[test]
+    fn discard() {
+        let r = Request::parse(&encode_discard(7, 100, 1948, 0), &FULL).unwrap();
+        assert_eq!(r.id, 7);
+        assert_eq!(
+            r.kind,
+            RequestKind::Discard {
+                sector: 100,
+                sectors: 1948
+            }
+        );
+        let e = Request::parse(&encode_discard(7, 100, 1949, 0), &FULL).unwrap_err();
+        assert!(matches!(e.error, RequestError::OutOfRange { .. }));
+        let e = Request::parse(&encode_discard(7, u64::MAX, 2, 0), &FULL).unwrap_err();
+        assert!(matches!(e.error, RequestError::OutOfRange { .. }));
+        let e = Request::parse(&encode_discard(7, 0, 8, DISCARD_SECURE), &FULL).unwrap_err();
+        assert_eq!(e.error, RequestError::Unsupported(Operation::Discard));
+        let ro = Vbd {
+            read_only: true,
+            ..FULL
+        };
+        let e = Request::parse(&encode_discard(7, 0, 8, 0), &ro).unwrap_err();
+        assert_eq!(e.error, RequestError::ReadOnly);
+        // Not advertised: EOPNOTSUPP.
+        let e = Request::parse(&encode_discard(7, 0, 8, 0), &VBD).unwrap_err();
+        assert_eq!(e.status(), status::EOPNOTSUPP);
+    }
+
+    #[test]
+    fn indirect() {
+        let segs: std::vec::Vec<Segment> = (0..20).map(|i| seg(100 + i, 0, 7)).collect();
+        let b = encode_indirect(1, 9, 64, 20, &[55]);
+        let r = Request::parse(&b, &FULL).unwrap();
+        let RequestKind::Indirect(ind) = r.kind else {
+            panic!("{:?}", r.kind)
+        };
+        assert!(ind.write);
+        // Echoed operation: the indirect_op, as blkfront expects.
+        assert_eq!(r.operation, 1);
+        assert_eq!((ind.sector, ind.nr_segments, ind.pages()), (64, 20, 1));
+        assert_eq!(ind.grefs[0], 55);
+        assert_eq!(ind.segment_bytes_in_page(0), 160);
+        assert_eq!(ind.segment_bytes_in_page(1), 0);
+        let t = ind.transfer(&indirect_bytes(&segs), &FULL).unwrap();
+        assert_eq!((t.sectors, t.segments().len()), (160, 20));
+        assert_eq!(t.segments()[19].gref, 119);
+        // Short or garbage segment pages.
+        assert_eq!(
+            ind.transfer(&indirect_bytes(&segs[..19]), &FULL),
+            Err(RequestError::ShortIndirectSegments)
+        );
+        let mut bad = segs.clone();
+        bad[13] = seg(1, 6, 2);
+        assert!(matches!(
+            ind.transfer(&indirect_bytes(&bad), &FULL),
+            Err(RequestError::BadSegment { index: 13, .. })
+        ));
+        bad[13] = seg(1, 0, 8);
+        assert!(ind.transfer(&indirect_bytes(&bad), &FULL).is_err());
+        // Range: 20 pages from 1900 end past 2048.
+        let far = Request::parse(&encode_indirect(0, 9, 1900, 20, &[55]), &FULL).unwrap();
+        let RequestKind::Indirect(far) = far.kind else {
+            panic!()
+        };
+        assert!(matches!(
+            far.transfer(&indirect_bytes(&segs), &FULL),
+            Err(RequestError::OutOfRange { .. })
+        ));
+        // Header checks.
+        let err = |b| Request::parse(&b, &FULL).unwrap_err().error;
+        assert_eq!(
+            err(encode_indirect(0, 1, 0, 0, &[1])),
+            RequestError::BadIndirectSegmentCount(0)
+        );
+        assert_eq!(
+            err(encode_indirect(0, 1, 0, 33, &[1])),
+            RequestError::BadIndirectSegmentCount(33)
+        );
+        assert_eq!(
+            err(encode_indirect(0, 1, 0, u16::MAX, &[1])),
+            RequestError::BadIndirectSegmentCount(u16::MAX)
+        );
+        assert_eq!(
+            err(encode_indirect(3, 1, 0, 4, &[1])),
+            RequestError::BadIndirectOperation(3)
+        );
+        let e = Request::parse(&encode_indirect(0, 1, 0, 0, &[1]), &FULL).unwrap_err();
+        assert_eq!(e.operation, 0);
+        let ro = Vbd {
+            read_only: true,
+            ..FULL
+        };
+        assert_eq!(
+            Request::parse(&encode_indirect(1, 1, 0, 4, &[1]), &ro)
+                .unwrap_err()
+                .error,
+            RequestError::ReadOnly
+        );
+        // Not advertised: EOPNOTSUPP.
+        let e = Request::parse(&encode_indirect(0, 1, 0, 4, &[1]), &VBD).unwrap_err();
+        assert_eq!(e.error, RequestError::Unsupported(Operation::Indirect));
+        // A limit above what the crate holds is clamped.
+        let huge = Vbd {
+            max_indirect_segments: 4096,
+            ..FULL
+        };
+        assert_eq!(huge.indirect_limit() as usize, MAX_INDIRECT_SEGMENTS);
+        assert!(Request::parse(&encode_indirect(0, 1, 0, 65, &[1]), &huge).is_err());
+    }
 
     fn seg(gref: u32, f: u8, l: u8) -> Segment {
         Segment {

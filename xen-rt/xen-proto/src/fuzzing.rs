@@ -350,21 +350,27 @@ pub fn ring_shared(data: &[u8]) {
 }
 
 /// Hostile blkif ring entries: the first 10 bytes choose the vbd (sectors,
-/// read-only, flush), the rest are request entries of 112 bytes each
-/// (short tails zero-padded). Every accepted request must satisfy the
-/// invariants the backend relies on.
+/// read-only, flush, discard, indirect limit), the rest are request entries
+/// of 112 bytes each (short tails zero-padded); an accepted indirect
+/// request takes its segment descriptors from the bytes that follow it.
+/// Every accepted request must satisfy the invariants the backend relies
+/// on.
 pub fn blkif_request(data: &[u8]) {
     use crate::blkif::{self, Request, RequestKind};
     let mut u = Input(data);
     let sectors = u64::from(u.u32()) | (u64::from(u.u32()) << 32);
     let flags = u.u8();
-    let _ = u.u8();
+    let indirect = u.u8();
     let vbd = blkif::Vbd {
         sectors,
         read_only: flags & 1 != 0,
         flush: flags & 2 != 0,
+        discard: flags & 4 != 0,
+        max_indirect_segments: u16::from(indirect),
     };
-    for chunk in u.0.chunks(blkif::REQUEST_SIZE) {
+    let all = u.0;
+    for (k, chunk) in all.chunks(blkif::REQUEST_SIZE).enumerate() {
+        let rest = all.get((k + 1) * blkif::REQUEST_SIZE..).unwrap_or(&[]);
         let mut entry = [0u8; blkif::REQUEST_SIZE];
         if let Some(dst) = entry.get_mut(..chunk.len()) {
             dst.copy_from_slice(chunk);
@@ -404,6 +410,34 @@ pub fn blkif_request(data: &[u8]) {
                         );
                     }
                     RequestKind::Flush => assert!(vbd.flush),
+                    RequestKind::Discard { sector, sectors: n } => {
+                        assert!(vbd.discard && !vbd.read_only);
+                        assert!(sector.checked_add(n).is_some_and(|e| e <= sectors));
+                    }
+                    RequestKind::Indirect(ind) => {
+                        assert!(ind.nr_segments > 0 && ind.nr_segments <= vbd.indirect_limit());
+                        assert!(!(ind.write && vbd.read_only));
+                        assert!(ind.pages() <= blkif::MAX_INDIRECT_PAGES);
+                        let mut copied = 0usize;
+                        for p in 0..ind.pages() {
+                            copied += ind.segment_bytes_in_page(p);
+                        }
+                        assert_eq!(copied, usize::from(ind.nr_segments) * blkif::SEGMENT_SIZE);
+                        if let Ok(t) = ind.transfer(rest, &vbd) {
+                            assert_eq!(t.nr_segments, ind.nr_segments);
+                            let mut total = 0u64;
+                            for s in t.segments() {
+                                assert!(s.first_sect <= s.last_sect && s.last_sect < 8);
+                                total += u64::from(s.sectors());
+                            }
+                            assert_eq!(total, t.sectors);
+                            assert!(
+                                t.sector
+                                    .checked_add(t.sectors)
+                                    .is_some_and(|e| e <= sectors)
+                            );
+                        }
+                    }
                 }
             }
             Err(rej) => {
@@ -415,6 +449,119 @@ pub fn blkif_request(data: &[u8]) {
                     (rej.id, rej.operation, rej.status())
                 );
             }
+        }
+    }
+}
+
+/// Target `netif_tx`: a hostile netfront's tx ring. Input: `[first u32]
+/// [available u16] [flags u8]`, then 12-byte ring entries written from
+/// ring index `first` on (short tails zero-padded). A backend loop parses
+/// packet after packet with `netif::parse_tx_packet` until the published
+/// requests run out, it must wait, or the frontend is fatal. Flags bit 7:
+/// the fetch fails at index `first + (flags & 0x3f)`. Invariants: each
+/// slot is fetched at most once per parse, in order, and only among the
+/// published ones; a packet consumes exactly the slots it fetched; its
+/// fragments stay within their pages, are non-empty and add up to its
+/// size; responses cover every consumed slot. The remaining 8-byte chunks
+/// also go through the rx request parser and the extra-info codec.
+pub fn netif_tx(data: &[u8]) {
+    use crate::netif::{
+        self, ExtraInfo, RxRequest, TX_RING_SIZE, TX_SLOT_SIZE, TxError, TxParse, TxSlot,
+    };
+    let mut u = Input(data);
+    let first = u.u32();
+    let mut available = u32::from(u.u16()) % (TX_RING_SIZE + 2);
+    let flags = u.u8();
+    let fail_at = (flags & 0x80 != 0).then(|| first.wrapping_add(u32::from(flags & 0x3f)));
+    let body = u.0;
+    let mut ring = [[0u8; TX_SLOT_SIZE]; TX_RING_SIZE as usize];
+    for (k, chunk) in body
+        .chunks(TX_SLOT_SIZE)
+        .take(TX_RING_SIZE as usize)
+        .enumerate()
+    {
+        let i = first.wrapping_add(k as u32) % TX_RING_SIZE;
+        if let Some(dst) = ring
+            .get_mut(i as usize)
+            .and_then(|s| s.get_mut(..chunk.len()))
+        {
+            dst.copy_from_slice(chunk);
+        }
+    }
+    let mut cons = first;
+    loop {
+        let mut fetched: u32 = 0;
+        let mut fetch = |i: u32| -> Option<TxSlot> {
+            // In order, from `cons`, never past the published requests.
+            assert_eq!(i, cons.wrapping_add(fetched));
+            fetched += 1;
+            assert!(fetched <= available);
+            if Some(i) == fail_at {
+                return None;
+            }
+            ring.get((i % TX_RING_SIZE) as usize).copied()
+        };
+        let res = netif::parse_tx_packet(&mut fetch, cons, available);
+        let slots = match res {
+            Ok(TxParse::Packet(p)) => {
+                let frags = p.fragments();
+                assert!(!frags.is_empty() && frags.len() <= netif::MAX_TX_FRAGS);
+                let mut sum = 0u32;
+                for f in frags {
+                    assert!(f.len > 0);
+                    assert!(u32::from(f.offset) + u32::from(f.len) <= netif::PAGE_SIZE);
+                    sum += u32::from(f.len);
+                }
+                assert_eq!(sum, u32::from(p.size));
+                assert!(frags.first().is_some_and(|f| f.len >= netif::ETH_HLEN));
+                if let Some(g) = p.gso {
+                    assert!(g.size > 0);
+                }
+                let r = p.responses;
+                assert_eq!(r.fragment_ids().len() + 1, frags.len());
+                let all: usize = r.iter(netif::status::OKAY).count();
+                assert_eq!(all as u32, r.slots());
+                p.slots()
+            }
+            Ok(TxParse::Mcast(m)) => m.responses.slots(),
+            Ok(TxParse::Incomplete { needed }) => {
+                assert!(needed > available && available < TX_RING_SIZE);
+                return;
+            }
+            Err(TxError::Drop { responses, .. }) => {
+                for (k, b) in responses.iter(netif::status::ERROR).enumerate() {
+                    let (_, st) = netif::decode_tx_response(&b);
+                    let extra = k >= 1 && k <= usize::from(responses.extra_slots());
+                    assert_eq!(st, if extra { netif::status::NULL } else { -1 });
+                }
+                responses.slots()
+            }
+            Err(TxError::Fatal(_)) => return,
+        };
+        assert_eq!(slots, fetched);
+        assert!(slots >= 1 && slots <= available);
+        cons = cons.wrapping_add(slots);
+        available -= slots;
+        if available == 0 {
+            break;
+        }
+    }
+    for chunk in body.chunks(netif::RX_REQUEST_SIZE) {
+        let mut b = [0u8; netif::RX_REQUEST_SIZE];
+        if let Some(dst) = b.get_mut(..chunk.len()) {
+            dst.copy_from_slice(chunk);
+        }
+        let r = RxRequest::parse(&b);
+        assert_eq!(RxRequest::parse(&r.encode()), r);
+        if let Ok(e) = ExtraInfo::parse(&b) {
+            assert_eq!(ExtraInfo::parse(&e.encode()), Ok(e));
+            assert_eq!(netif::encode_rx_extra(&e), e.encode());
+        }
+        let off = u16::from_le_bytes([b[0], b[1]]);
+        let len = u16::from_le_bytes([b[2], b[3]]);
+        if let Some(rsp) = netif::RxResponse::data(r.id, off, len, 0) {
+            assert!(u32::from(off) + u32::from(len) <= netif::PAGE_SIZE);
+            assert_eq!(netif::RxResponse::parse(&rsp.encode()), rsp);
         }
     }
 }

@@ -14,6 +14,9 @@
 //!   `io/ring.h` (netif, blkif, ...), both front and back ends.
 //! * [`blkif`]: blkif request/response layouts and request validation
 //!   (`io/blkif.h`).
+//! * [`netif`]: netif ring layouts, tx packet assembly and validation
+//!   (extra-info, fragments, Linux netback's drop/fatal classification),
+//!   rx request parsing and response encoding (`io/netif.h`).
 //! * [`xenbus`]: [`xenbus::XenbusState`] and a pure backend state machine
 //!   modelled on Linux's netback/blkback `frontend_changed` handlers.
 //!
@@ -48,6 +51,7 @@ pub mod blkif;
 /// Fuzz drivers (feature `fuzzing`, host only; see fuzz/).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod netif;
 pub mod ring;
 pub mod xenbus;
 pub mod xenstore;

@@ -55,3 +55,12 @@ fn blkif_request() {
         0x5eed_0000_0000_0006,
     );
 }
+
+#[test]
+fn netif_tx() {
+    run(
+        "netif_tx",
+        xen_proto::fuzzing::netif_tx,
+        0x5eed_0000_0000_0007,
+    );
+}

@@ -3,6 +3,7 @@
 //! timings. Checks common to every scenario live here; scenario-specific
 //! ones in a module named after the scenario (see [`hello`]).
 
+pub mod blk;
 pub mod blkdisk;
 pub mod hello;
 pub mod panic;
@@ -165,6 +166,7 @@ pub fn evaluate(input: &Input) -> Report {
         "panic" => Some(panic::checks(input)),
         "vchan" => Some(vchan::checks(input)),
         "blkdisk" => Some(blkdisk::checks(input)),
+        "blk" => Some(blk::checks(input)),
         _ => None,
     };
     if let Some(s) = specific {
