@@ -142,6 +142,29 @@ pub struct Conn {
     pub errors: u64,
     /// Requests by kind, for the disconnect report.
     counts: Counts,
+    /// [`Blkback::capture`], and requests printed so far by kind.
+    capture: u64,
+    captured: [u64; 8],
+}
+
+/// Prints `bytes` as `blkcap <fe>/<devid> <n> <what> <offset> <hex>` lines
+/// of 40 bytes (each fits one 128-character Xen console line).
+fn capture_hex(c: &Conn, what: &str, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (k, chunk) in bytes.chunks(40).enumerate() {
+        let mut line = String::with_capacity(80);
+        for b in chunk {
+            line.push(char::from(HEX[usize::from(b >> 4)]));
+            line.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        println!(
+            "blkcap {}/{} {} {what} {} {line}",
+            c.frontend.0,
+            c.devid,
+            c.requests,
+            k * 40
+        );
+    }
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -182,6 +205,11 @@ impl Counts {
 /// Backend state shared between the xenbus callbacks and the data path.
 pub struct Blkback {
     pub extents: Vec<Extent>,
+    /// Boot argument `capture=N`: print the first N request entries of
+    /// each kind (operation; indirect reads and writes apart), with the
+    /// segment descriptors of indirect ones, of each connection as hex, for
+    /// the fuzz corpus (`cargo xtask fuzz --import-capture LOG`).
+    pub capture: u64,
     pub conns: Vec<Conn>,
     /// Event channels of disconnected devices, to close.
     pub to_close: Vec<EvtchnPort>,
@@ -189,9 +217,10 @@ pub struct Blkback {
 }
 
 impl Blkback {
-    pub fn new(extents: Vec<Extent>) -> Self {
+    pub fn new(extents: Vec<Extent>, capture: u64) -> Self {
         Self {
             extents,
+            capture,
             conns: Vec::new(),
             to_close: Vec::new(),
             bounce: vec![0u8; BOUNCE_BYTES],
@@ -340,6 +369,8 @@ impl BackendDriver for Driver<'_> {
             requests: 0,
             errors: 0,
             counts: Counts::default(),
+            capture: self.state.capture,
+            captured: [0; 8],
         });
         Ok(())
     }
@@ -355,9 +386,18 @@ impl BackendDriver for Driver<'_> {
         };
         let mut c = self.state.conns.swap_remove(i);
         let k = c.counts;
+        // Short enough for one Xen console line.
         println!(
-            "blkback: disconnect {}: {} requests ({} read, {} write, {} indirect, {} flush, {} discard), {} errors",
-            dev.backend_path, c.requests, k.read, k.write, k.indirect, k.flush, k.discard, c.errors
+            "blkback: vbd {}/{} closed: {} req ({} r, {} w, {} ind, {} fl, {} dis), {} err",
+            c.frontend.0,
+            c.devid,
+            c.requests,
+            k.read,
+            k.write,
+            k.indirect,
+            k.flush,
+            k.discard,
+            c.errors
         );
         if let Some(ring) = c.ring.take()
             && let Err((_ring, e)) = self.grants.unmap(self.foreign, ring)
@@ -392,10 +432,22 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
             page.copy_out(blkif::slot_offset(slot), &mut entry)
                 .map_err(mem)?;
             c.requests += 1;
+            // Capture kind: the operation, indirect reads and writes apart.
+            let kind = match (entry[0], entry[1]) {
+                (6, io) => 6 + usize::from(io.min(1)),
+                (op, _) => usize::from(op.min(5)),
+            };
+            let capturing = c.captured.get(kind).is_some_and(|n| *n < c.capture);
+            if capturing {
+                capture_hex(c, "req", &entry);
+                if let Some(n) = c.captured.get_mut(kind) {
+                    *n += 1;
+                }
+            }
             let (id, op, status) = match Request::parse(&entry, &c.vbd) {
                 Ok(req) => {
                     c.counts.note(&req.kind);
-                    let st = match perform(c, &req, disk, bounce) {
+                    let st = match perform(c, &req, disk, bounce, capturing) {
                         Ok(()) => blkif::status::OKAY,
                         Err(why) => {
                             c.errors += 1;
@@ -462,7 +514,13 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
     }
 }
 
-fn perform(c: &Conn, req: &Request, disk: &mut Disk, bounce: &mut [u8]) -> Result<(), String> {
+fn perform(
+    c: &Conn,
+    req: &Request,
+    disk: &mut Disk,
+    bounce: &mut [u8],
+    capturing: bool,
+) -> Result<(), String> {
     let peer = c.frontend;
     match req.kind {
         RequestKind::Read(t) => transfer(peer, c.base, &t, disk, bounce, false),
@@ -484,6 +542,9 @@ fn perform(c: &Conn, req: &Request, disk: &mut Disk, bounce: &mut [u8]) -> Resul
                 gnttab::copy_from(peer, GrantRef(*gref), 0, dst)
                     .map_err(|e| format!("grant copy of indirect page gref {gref}: {e:?}"))?;
                 have += n;
+            }
+            if capturing {
+                capture_hex(c, "seg", &descriptors[..have]);
             }
             let t = ind
                 .transfer(&descriptors[..have], &c.vbd)

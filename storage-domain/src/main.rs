@@ -233,7 +233,12 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::Disk, capacity: u64) {
             if e.read_only { " read-only" } else { "" }
         );
     }
-    let mut state = blkback::Blkback::new(extents);
+    let capture = rt
+        .dt
+        .bootarg("capture")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut state = blkback::Blkback::new(extents, capture);
     let mut ports: alloc::vec::Vec<xen_rt::hypercall::EvtchnPort> = alloc::vec::Vec::new();
     loop {
         {

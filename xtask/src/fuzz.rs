@@ -9,7 +9,8 @@
 //! (xen-rt/xen-proto/tests/fuzz_corpus.rs, vchan/tests/fuzz_corpus.rs).
 
 use crate::util::{Paths, step};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -117,4 +118,134 @@ pub fn run(paths: &Paths, targets: &[String], seconds: u64) -> Result<bool> {
         all_ok &= st.success();
     }
     Ok(all_ok)
+}
+
+/// One captured blkif request: the ring entry and, for an indirect
+/// request, its segment descriptors.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CapturedRequest {
+    pub frontend: String,
+    pub number: u64,
+    pub entry: Vec<u8>,
+    pub segments: Vec<u8>,
+}
+
+/// Reads storage-domain's `blkcap <fe>/<devid> <n> req|seg <offset> <hex>`
+/// lines (boot argument `capture=N`) out of a console log.
+pub fn parse_capture(log: &str) -> Vec<CapturedRequest> {
+    let mut out: Vec<CapturedRequest> = Vec::new();
+    for line in log.lines() {
+        let Some(rest) = line.split("blkcap ").nth(1) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let [fe, n, what, off, hex] = f[..] else {
+            continue;
+        };
+        let (Ok(n), Ok(off)) = (n.parse::<u64>(), off.parse::<usize>()) else {
+            continue;
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let Some(bytes) = bytes else { continue };
+        let pos = match out.iter().position(|r| r.frontend == fe && r.number == n) {
+            Some(p) => p,
+            None => {
+                out.push(CapturedRequest {
+                    frontend: fe.to_string(),
+                    number: n,
+                    ..Default::default()
+                });
+                out.len() - 1
+            }
+        };
+        let dst = if what == "seg" {
+            &mut out[pos].segments
+        } else {
+            &mut out[pos].entry
+        };
+        if dst.len() == off {
+            dst.extend_from_slice(&bytes);
+        }
+    }
+    out.retain(|r| r.entry.len() == 112);
+    out
+}
+
+/// The fuzz input for one captured request (see
+/// `xen_proto::fuzzing::blkif_request`): a vbd header (80 MiB, read-write,
+/// flush, discard, 64 indirect segments), the entry, its segments.
+pub fn capture_seed(r: &CapturedRequest) -> Vec<u8> {
+    let sectors: u64 = 163_840;
+    let mut v = Vec::new();
+    v.extend_from_slice(&(sectors as u32).to_le_bytes());
+    v.extend_from_slice(&((sectors >> 32) as u32).to_le_bytes());
+    v.push(2 | 4);
+    v.push(64);
+    v.extend_from_slice(&r.entry);
+    v.extend_from_slice(&r.segments);
+    v
+}
+
+/// `cargo xtask fuzz --import-capture LOG`: writes up to `per_kind`
+/// captured requests of each kind (operation byte, and for indirect
+/// requests their `indirect_op`) into fuzz/corpus/blkif_request as
+/// `captured-<kind>-<k>`. Returns the files written.
+pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<PathBuf>> {
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let reqs = parse_capture(&text);
+    anyhow::ensure!(
+        !reqs.is_empty(),
+        "no `blkcap` lines in {} (boot storage-domain with capture=N)",
+        log.display()
+    );
+    let dir = paths.root.join("fuzz/corpus/blkif_request");
+    std::fs::create_dir_all(&dir)?;
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut written = Vec::new();
+    for r in &reqs {
+        let kind = match (r.entry[0], r.entry[1]) {
+            (0, _) => "read".to_string(),
+            (1, _) => "write".to_string(),
+            (3, _) => "flush".to_string(),
+            (5, _) => "discard".to_string(),
+            (6, 0) => "indirect-read".to_string(),
+            (6, 1) => "indirect-write".to_string(),
+            (op, _) => format!("op{op}"),
+        };
+        let k = counts.entry(kind.clone()).or_default();
+        if *k >= per_kind {
+            continue;
+        }
+        *k += 1;
+        let path = dir.join(format!("captured-{kind}-{k}"));
+        std::fs::write(&path, capture_seed(r))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+
+    #[test]
+    fn parses_split_lines() {
+        let hex40 = "ab".repeat(40);
+        let hex32 = "cd".repeat(32);
+        let log = format!(
+            "[+ 1.0] (XEN) DOM1: blkcap 2/51728 3 req 0 {hex40}\n\
+             [+ 1.0] (XEN) DOM1: blkcap 2/51728 3 req 40 {hex40}\n\
+             [+ 1.0] (XEN) DOM1: blkcap 2/51728 3 req 80 {hex32}\n\
+             [+ 1.1] (XEN) DOM1: blkcap 2/51728 3 seg 0 0102\n\
+             [+ 1.2] (XEN) DOM1: blkcap 2/51728 4 req 0 {hex40}\n"
+        );
+        let r = parse_capture(&log);
+        assert_eq!(r.len(), 1, "the half-captured request 4 is dropped");
+        assert_eq!(r[0].entry.len(), 112);
+        assert_eq!(r[0].segments, vec![1, 2]);
+        assert_eq!(capture_seed(&r[0]).len(), 10 + 112 + 2);
+    }
 }

@@ -31,8 +31,9 @@ pub const DOM0_MODULES: &[&str] = &[
     "loop",
 ];
 /// Modules a Linux test guest loads (PV frontends).
-/// ext4 (which also mounts ext2) for the blk scenario's filesystem checks.
-pub const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront", "ext4"];
+/// ext4 (which also mounts ext2; it needs crc32c, loaded through the crypto
+/// API, not a module dependency) for the blk scenario's filesystem checks.
+pub const GUEST_MODULES: &[&str] = &["xen-netfront", "xen-blkfront", "crc32c_generic", "ext4"];
 /// Tool binaries left out of dom0 (python, OCaml xenstored).
 const SKIP_XEN_BINS: &[&str] = &["pygrub", "oxenstored"];
 
@@ -388,16 +389,41 @@ pub fn dom0_tree(
     Ok((t, notes))
 }
 
+/// What a manifest may add to a Linux guest's tree (`modules`,
+/// `programs`, `xenstore_tools` of its `[[domu]]`).
+#[derive(Debug, Default, Clone)]
+pub struct GuestExtras {
+    /// Kernel modules loaded after [`GUEST_MODULES`].
+    pub modules: Vec<String>,
+    /// (name in /usr/bin, host file): static programs.
+    pub programs: Vec<(String, PathBuf)>,
+    /// xenstore-* with their shared libraries and the dynamic loader.
+    pub xenstore_tools: bool,
+}
+
 /// The Linux guest tree: static busybox, frontend modules, `/init`,
-/// optionally `/scenario.sh`.
-pub fn guest_tree(
+/// optionally `/scenario.sh`, plus a manifest's [`GuestExtras`].
+pub fn guest_tree_with(
     paths: &Paths,
     world: &World,
     scenario_script: Option<&Path>,
+    extras: &GuestExtras,
 ) -> Result<(Tree, Vec<String>)> {
     let mut t = Tree::default();
     base_layout(&mut t, world)?;
-    let notes = add_modules(&mut t, world, GUEST_MODULES)?;
+    let mut modules: Vec<&str> = GUEST_MODULES.to_vec();
+    modules.extend(extras.modules.iter().map(String::as_str));
+    let notes = add_modules(&mut t, world, &modules)?;
+    for (name, host) in &extras.programs {
+        t.file(
+            &format!("usr/bin/{name}"),
+            0o755,
+            std::fs::read(host).with_context(|| format!("{}", host.display()))?,
+        );
+    }
+    if extras.xenstore_tools {
+        add_xenstore_tools(&mut t, world)?;
+    }
     let init = paths.root.join("tests/initramfs/guest/init");
     t.file(
         "init",
@@ -412,6 +438,83 @@ pub fn guest_tree(
         );
     }
     Ok((t, notes))
+}
+
+/// Library directories of the world root searched for `DT_NEEDED` names.
+const LIB_DIRS: &[&str] = &["usr/lib/aarch64-linux-gnu", "lib/aarch64-linux-gnu"];
+
+/// The `xenstore` multi-call binary (one copy, `xenstore-*` as symlinks),
+/// its shared-library closure (by `DT_NEEDED`) and the dynamic loader.
+fn add_xenstore_tools(t: &mut Tree, world: &World) -> Result<()> {
+    let bin = world.root.join("usr/bin/xenstore");
+    t.copy_host("usr/bin/xenstore", &bin)?;
+    for e in std::fs::read_dir(world.root.join("usr/bin"))? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("xenstore-") {
+            t.symlink(&format!("usr/bin/{name}"), "xenstore");
+        }
+    }
+    let mut todo = vec![bin];
+    let mut seen = BTreeSet::new();
+    while let Some(elf) = todo.pop() {
+        for lib in elf_needed(&std::fs::read(&elf)?)
+            .with_context(|| format!("reading DT_NEEDED of {}", elf.display()))?
+        {
+            if !seen.insert(lib.clone()) {
+                continue;
+            }
+            let rel = LIB_DIRS
+                .iter()
+                .map(|d| format!("{d}/{lib}"))
+                .find(|r| std::fs::symlink_metadata(world.root.join(r)).is_ok())
+                .with_context(|| {
+                    format!("{lib} (needed by {}) not in the world root", elf.display())
+                })?;
+            todo.push(copy_following(t, world, &rel)?);
+        }
+    }
+    copy_following(t, world, "usr/lib/ld-linux-aarch64.so.1")?;
+    Ok(())
+}
+
+/// Copies `rel` from the world root; symlinks are kept and their targets
+/// copied too. Returns the host path of the final file.
+fn copy_following(t: &mut Tree, world: &World, rel: &str) -> Result<PathBuf> {
+    let mut rel = rel.to_string();
+    for _ in 0..8 {
+        let host = world.root.join(&rel);
+        t.copy_host(&rel, &host)?;
+        if !std::fs::symlink_metadata(&host)?.file_type().is_symlink() {
+            return Ok(host);
+        }
+        let target = std::fs::read_link(&host)?.to_string_lossy().into_owned();
+        let dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        rel = if let Some(abs) = target.strip_prefix('/') {
+            abs.to_string()
+        } else {
+            format!("{dir}/{target}")
+        };
+    }
+    bail!("too many symlinks at {rel}")
+}
+
+/// `DT_NEEDED` entries of a 64-bit ELF file.
+pub fn elf_needed(data: &[u8]) -> Result<Vec<String>> {
+    use object::read::elf::{Dyn, FileHeader};
+    let hdr = object::elf::FileHeader64::<object::Endianness>::parse(data)?;
+    let endian = hdr.endian()?;
+    let sections = hdr.sections(endian, data)?;
+    let Some((dyns, link)) = sections.dynamic(endian, data)? else {
+        return Ok(Vec::new());
+    };
+    let strings = sections.strings(endian, data, link)?;
+    let mut out = Vec::new();
+    for d in dyns {
+        if d.tag32(endian) == Some(object::elf::DT_NEEDED) {
+            out.push(String::from_utf8_lossy(d.string(endian, strings)?).into_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `out` (gzip of the tree's cpio) unless an identical archive was

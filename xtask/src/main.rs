@@ -13,6 +13,8 @@
 //!                                    re-evaluate a scenario's checks on a saved log
 //! cargo xtask test [--no-qemu]       gates, host unit tests, then every scenario in check mode
 //! cargo xtask audit [--no-probe]     per-image LOC, deps+licenses, unsafe, sizes -> target/audit.json
+//! cargo xtask bench blk [--seconds S] [--mem 8,4,2] [--no-lock]
+//!                                    storage-domain vs Linux xen-blkback -> bench/blk.md
 //! cargo xtask fuzz [TARGET] [--seconds N]
 //!                                    libFuzzer via cargo +nightly fuzz (installs cargo-fuzz)
 //! ```
@@ -35,6 +37,7 @@
 
 mod apt;
 mod audit;
+mod bench;
 mod cpio;
 mod fdt;
 mod fuzz;
@@ -91,7 +94,13 @@ commands:
                               no-panic probe), host unit tests, then every scenario with --check
   audit [--no-probe]          per domain image and arch: our LOC, third-party crates and licenses,
                               unsafe sites, image size, goals; also target/audit.json
+  bench blk [--seconds S] [--mem 8,4,2] [--no-lock]
+                              storage-domain vs a Linux xen-blkback driver domain, same guest
+                              workload (tests/blkload), then the smallest storage-domain memory
+                              that passes; each qemu run holds /tmp/qemu.lock (--no-lock: the
+                              caller holds it); results -> bench/blk.md
   fuzz [TARGET] [--seconds N] run libFuzzer (cargo +nightly fuzz) on one or all targets (default 60 s each)
+  fuzz --import-capture LOG   blkif seeds from storage-domain's `capture=N` hex lines in a console log
 ";
 
 fn main() -> ExitCode {
@@ -299,7 +308,44 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             println!("wrote {}", json.display());
             Ok(ExitCode::SUCCESS)
         }
+        "bench" => {
+            let mut b = bench::BlkOpts::default();
+            let command = std::iter::once("cargo xtask bench".to_string())
+                .chain(o.args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if let Some(s) = o.value("--seconds")? {
+                b.seconds = s.parse().context("--seconds")?;
+            }
+            if let Some(m) = o.value("--mem")? {
+                b.mems = m
+                    .split(',')
+                    .map(|x| x.trim().parse::<u32>().context("--mem"))
+                    .collect::<Result<_>>()?;
+            }
+            b.no_lock = o.flag("--no-lock");
+            if o.args.first().map(String::as_str) != Some("blk") {
+                bail!("usage: cargo xtask bench blk [--seconds S] [--mem 8,4,2] [--no-lock]");
+            }
+            o.args.remove(0);
+            o.finish()?;
+            let ok = bench::blk(&paths, &b, &command)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         "fuzz" => {
+            if let Some(log) = o.value("--import-capture")? {
+                o.finish()?;
+                let files = fuzz::import_capture(&paths, std::path::Path::new(&log), 3)?;
+                for f in &files {
+                    println!("{}", f.display());
+                }
+                println!("{} captured seeds written", files.len());
+                return Ok(ExitCode::SUCCESS);
+            }
             let seconds = o
                 .value("--seconds")?
                 .map(|s| s.parse::<u64>().context("--seconds"))
@@ -406,7 +452,12 @@ fn build_initramfs(
         }
         let t1 = Instant::now();
         let script = script_path(paths, &d.script);
-        let (tree, notes) = initramfs::guest_tree(paths, world, script.as_deref())?;
+        let extras = initramfs::GuestExtras {
+            modules: d.modules.clone(),
+            programs: bench::build_programs(paths, &d.programs)?,
+            xenstore_tools: d.xenstore_tools,
+        };
+        let (tree, notes) = initramfs::guest_tree_with(paths, world, script.as_deref(), &extras)?;
         if verbose {
             for n in &notes {
                 step(&format!("note: {n}"));

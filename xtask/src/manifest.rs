@@ -33,6 +33,12 @@
 //! # iommu_platform = true              # default: true for linux, false for our domains
 //! ```
 //!
+//! Linux domUs may also ask for `modules = ["virtio_mmio", ...]` (extra
+//! kernel modules, loaded after the frontends), `programs = ["blkload"]`
+//! (workspace crates built static for aarch64-unknown-linux-musl, in
+//! /usr/bin) and `xenstore_tools = true` (xenstore-read/write/... with
+//! their libraries).
+//!
 //! A domU with passthrough devices needs a power-of-two `memory_mb`; see
 //! `src/passthrough.rs` for the DMA-window calibration and verification.
 //!
@@ -104,6 +110,19 @@ pub struct DomU {
     /// `kind = "net"` (qemu user networking).
     #[serde(default)]
     pub passthrough: Vec<Passthrough>,
+    /// Linux guests only: extra kernel modules (with their dependencies),
+    /// loaded by the guest's /init after the default frontends.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Linux guests only: workspace crates built for
+    /// `aarch64-unknown-linux-musl` (static) and installed as
+    /// `/usr/bin/<crate>` (see `src/bench.rs`).
+    #[serde(default)]
+    pub programs: Vec<String>,
+    /// Linux guests only: the `xenstore-*` tools with the glibc and Xen
+    /// libraries they need (a driver domain's hotplug loop).
+    #[serde(default)]
+    pub xenstore_tools: bool,
     /// ` boot=<n>` in multi-boot runs (not a TOML field).
     #[serde(skip)]
     pub boot_suffix: String,
@@ -224,6 +243,11 @@ impl Manifest {
                     ensure!(
                         d.script.is_none(),
                         "domU {}: `script` is only for linux guests",
+                        d.name
+                    );
+                    ensure!(
+                        d.modules.is_empty() && d.programs.is_empty() && !d.xenstore_tools,
+                        "domU {}: `modules`, `programs` and `xenstore_tools` are only for linux guests",
                         d.name
                     );
                 }

@@ -321,6 +321,10 @@ impl Prepared {
             let (Some(base), Some((path, _))) = (self.windows.get(&domu.name), &d.disk) else {
                 continue;
             };
+            // Linux shows no beacon and waits for no go signal.
+            if domu.image.is_linux() {
+                continue;
+            }
             let size = std::fs::metadata(path).map(|md| md.len()).unwrap_or(0);
             let beacon = base + mem_bytes(m, d.domu) - 4096;
             todo.push((domu.name.clone(), format!("pt{k}"), beacon, size + 4096));
@@ -512,6 +516,45 @@ pub fn locate(dump: &[u8], dump_base: u64, b: &Beacon) -> Result<u64> {
     Ok(base)
 }
 
+/// Host address of a Linux domU's RAM bank from a dump of host RAM:
+/// Xen wrote the domU's DTB (`size` bytes, its `/chosen/bootargs` being
+/// `bootargs`) at guest address `dtb_gpa`. Exactly one page-aligned
+/// flattened tree of that size holding those bootargs must be in the
+/// dump (the host tree and Xen's copy of it are larger).
+pub fn locate_dtb(
+    dump: &[u8],
+    dump_base: u64,
+    dtb_gpa: u64,
+    size: u64,
+    bootargs: &str,
+) -> Result<u64> {
+    ensure!(
+        dtb_gpa >= GUEST_RAM_BASE && size >= 40,
+        "DTB at {dtb_gpa:#x} size {size:#x}"
+    );
+    let mut needle = bootargs.as_bytes().to_vec();
+    needle.push(0);
+    let hits: Vec<u64> = dump
+        .chunks(4096)
+        .enumerate()
+        .filter(|(i, page)| {
+            page.len() >= 8
+                && page[..4] == [0xd0, 0x0d, 0xfe, 0xed]
+                && u64::from(u32::from_be_bytes([page[4], page[5], page[6], page[7]])) == size
+                && dump
+                    .get(i * 4096..i * 4096 + size as usize)
+                    .is_some_and(|blob| blob.windows(needle.len()).any(|w| w == needle))
+        })
+        .map(|(i, _)| dump_base + 4096 * i as u64)
+        .collect();
+    ensure!(
+        hits.len() == 1,
+        "a {size:#x}-byte DTB with bootargs {bootargs:?} found {} times (want 1): {hits:x?}",
+        hits.len()
+    );
+    Ok(hits[0] - (dtb_gpa - GUEST_RAM_BASE))
+}
+
 /// Boots the plan once in calibration mode (partial DTBs with device
 /// address 0), dumps host RAM when every passthrough domU showed its
 /// beacon, and caches the bank addresses.
@@ -534,11 +577,22 @@ pub fn calibrate(paths: &Paths, m: &Manifest, plan: &crate::qemu::Plan) -> Resul
             .or_insert_with(|| m.domu[d.domu].name.clone());
     }
     let mut first_dev_of: BTreeMap<String, u64> = BTreeMap::new();
+    // Linux domUs show no beacon: their bank is found through the DTB Xen
+    // wrote into it (see `locate_dtb`). domU name -> domid.
+    let mut linux: BTreeMap<String, u32> = BTreeMap::new();
     for d in &pt.devices {
-        first_dev_of
-            .entry(m.domu[d.domu].name.clone())
-            .or_insert(d.addr());
+        let domu = &m.domu[d.domu];
+        if domu.image.is_linux() {
+            linux.insert(domu.name.clone(), d.domu as u32 + 1);
+            continue;
+        }
+        first_dev_of.entry(domu.name.clone()).or_insert(d.addr());
     }
+    let dtb_line = Regex::new(r"Loading d(\d+) DTB to 0x([0-9a-f]+)-0x([0-9a-f]+)")?;
+    let started_line = Regex::new(r"\(XEN\) Freed \d+kB init memory")?;
+    // domid -> (guest address, size) of the DTB Xen wrote.
+    let mut dtbs: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut started = false;
     let mut args = plan.args.clone();
     args.push("-monitor".into());
     args.push(format!("unix:{},server,nowait", mon.display()));
@@ -563,7 +617,10 @@ pub fn calibrate(paths: &Paths, m: &Manifest, plan: &crate::qemu::Plan) -> Resul
     let mut log = std::fs::File::create(paths.logs.join(format!("{}-calibrate.log", m.name)))?;
     let mut beacons: BTreeMap<String, Beacon> = BTreeMap::new();
     let result = (|| -> Result<BTreeMap<String, u64>> {
-        while beacons.len() < first_dev_of.len() {
+        let linux_ready = |started: bool, dtbs: &BTreeMap<u32, (u64, u64)>| {
+            linux.is_empty() || (started && linux.values().all(|id| dtbs.contains_key(id)))
+        };
+        while beacons.len() < first_dev_of.len() || !linux_ready(started, &dtbs) {
             let left = CALIBRATION_TIMEOUT.saturating_sub(t0.elapsed());
             ensure!(
                 !left.is_zero(),
@@ -581,6 +638,15 @@ pub fn calibrate(paths: &Paths, m: &Manifest, plan: &crate::qemu::Plan) -> Resul
                 t0.elapsed().as_secs_f64(),
                 line.trim_end()
             )?;
+            if let Some(c) = dtb_line.captures(&line) {
+                let h = |i: usize| u64::from_str_radix(&c[i], 16).unwrap_or(0);
+                if let Ok(id) = c[1].parse::<u32>() {
+                    dtbs.insert(id, (h(2), h(3).saturating_sub(h(2))));
+                }
+            }
+            if started_line.is_match(&line) {
+                started = true;
+            }
             if let Some(b) = parse_beacon(&line) {
                 let Some(name) = first_dev_of
                     .iter()
@@ -606,6 +672,22 @@ pub fn calibrate(paths: &Paths, m: &Manifest, plan: &crate::qemu::Plan) -> Resul
             data.len()
         );
         let mut out = BTreeMap::new();
+        for (name, id) in &linux {
+            let i = *id as usize - 1;
+            let (gpa, size) = dtbs[id];
+            let base = locate_dtb(&data, HOST_RAM.0, gpa, size, &m.domu[i].bootargs())
+                .with_context(|| format!("domU {name} (Linux)"))?;
+            let mem = mem_bytes(m, i);
+            println!(
+                "    {name}: DTB at guest {gpa:#x}; RAM bank guest {GUEST_RAM_BASE:#x}+{mem:#x} is host {base:#x}{}",
+                if base % mem == 0 {
+                    " (naturally aligned)"
+                } else {
+                    " (NOT naturally aligned)"
+                }
+            );
+            out.insert(name.clone(), base);
+        }
         for (name, b) in &beacons {
             let base = locate(&data, HOST_RAM.0, b).with_context(|| format!("domU {name}"))?;
             let aligned = base % b.ram.1 == 0;
@@ -803,6 +885,31 @@ mod tests {
         // A third copy (or a missing one) is an error, never a guess.
         dump[4096..4096 + 64].copy_from_slice(&pat);
         assert!(locate(&dump, 0x4000_0000, &b).is_err());
+    }
+
+    #[test]
+    fn dtb_locate() {
+        let mut dump = vec![0u8; 8 << 20];
+        let args = "console=ttyAMA0 rdinit=/init role=driver";
+        let mut blob = vec![0u8; 0x580];
+        blob[..4].copy_from_slice(&[0xd0, 0x0d, 0xfe, 0xed]);
+        blob[4..8].copy_from_slice(&0x580u32.to_be_bytes());
+        blob[0x200..0x200 + args.len()].copy_from_slice(args.as_bytes());
+        // The domU's copy at host 0x40000000 + 6 MiB, its guest address
+        // 0x40000000 + 2 MiB: the bank starts at host 0x40400000.
+        dump[6 << 20..(6 << 20) + 0x580].copy_from_slice(&blob);
+        // A larger tree with the same bootargs (the host's) does not count.
+        let mut host = blob.clone();
+        host[4..8].copy_from_slice(&0x2000u32.to_be_bytes());
+        dump[1 << 20..(1 << 20) + 0x580].copy_from_slice(&host);
+        assert_eq!(
+            locate_dtb(&dump, 0x4000_0000, 0x4020_0000, 0x580, args).unwrap(),
+            0x4040_0000
+        );
+        // Other bootargs (a prefix is not enough), or two copies: errors.
+        assert!(locate_dtb(&dump, 0x4000_0000, 0x4020_0000, 0x580, "console=ttyAMA0").is_err());
+        dump[3 << 20..(3 << 20) + 0x580].copy_from_slice(&blob);
+        assert!(locate_dtb(&dump, 0x4000_0000, 0x4020_0000, 0x580, args).is_err());
     }
 
     #[test]

@@ -153,7 +153,8 @@ fn main(rt: &mut Runtime) {
         xen_rt::VERSION,
         rt.image_bytes()
     );
-    let (fe, mut ring) = match connect(rt) {
+    let ro_devid = rt.dt.bootarg("ro-devid").map(String::from);
+    let (fe, mut ring) = match connect(rt, Pick::Except(ro_devid.as_deref())) {
         Ok(c) => c,
         Err(why) => {
             println!("blk-hostile: RESULT 0 passed, 1 failed ({why})");
@@ -210,10 +211,65 @@ fn main(rt: &mut Runtime) {
     }
     pages.release(&mut rt.grants);
     release(&mut rt.grants, "ring", ring.page);
+    if let Some(devid) = ro_devid {
+        read_only_device(rt, &devid, &mut tally);
+    }
     println!(
         "blk-hostile: RESULT {} passed, {} failed",
         tally.passed, tally.failed
     );
+}
+
+/// Boot argument `ro-devid=N`: a second vbd, attached read-only. A write
+/// must be refused by the backend itself (a frontend need not honour the
+/// read-only flag); a read must work.
+fn read_only_device(rt: &mut Runtime, devid: &str, t: &mut Tally) {
+    let (fe, mut ring) = match connect(rt, Pick::Only(devid)) {
+        Ok(c) => c,
+        Err(why) => {
+            t.failed += 1;
+            println!("blk-hostile: case ro-connect status none FAIL ({why})");
+            return;
+        }
+    };
+    println!(
+        "blk-hostile: connected read-only vbd {devid} backend dom{} sectors {}",
+        fe.backend.0, fe.sectors
+    );
+    let pages = match DataPages::new(&mut rt.grants, fe.backend) {
+        Ok(p) => p,
+        Err(why) => {
+            t.failed += 1;
+            println!("blk-hostile: case ro-pages status none FAIL ({why})");
+            release(&mut rt.grants, "ring", ring.page);
+            return;
+        }
+    };
+    let a = pages.a.gref().0;
+    let id = ring.new_id();
+    let req = blkif::encode_request(OP_WRITE, fe.handle, id, 0, &[seg(a, 0, 7)]);
+    let r = ring.submit(&mut rt.events, &req, id);
+    t.case("read-only-write", r, &[status::ERROR], || Ok(()));
+    let id = ring.new_id();
+    let req = blkif::encode_request(OP_READ, fe.handle, id, 0, &[seg(a, 0, 7)]);
+    let r = ring.submit(&mut rt.events, &req, id);
+    t.case("read-only-read", r, &[status::OKAY], || Ok(()));
+    if let Ok(mut store) = rt.store() {
+        let _ = store.write(
+            &format!("{}/state", fe.fe),
+            format!("{STATE_CLOSED}").as_bytes(),
+        );
+        let state_path = format!("{}/state", fe.be);
+        let closed = format!("{STATE_CLOSED}");
+        let _ = wait_until(&mut store, UNMAP_GRACE, |s| {
+            Ok(match read_opt(s, &state_path)? {
+                Some(v) if v != closed => None,
+                _ => Some(()),
+            })
+        });
+    }
+    pages.release(&mut rt.grants);
+    release(&mut rt.grants, "ring", ring.page);
 }
 
 /// What the handshake learnt.
@@ -324,7 +380,15 @@ fn wait_backend_state(store: &mut Store<'_>, be: &str, want: u32) -> Result<(), 
 }
 
 /// Waits for the vbd, then performs the blkfront handshake.
-fn connect(rt: &mut Runtime) -> Result<(Frontend, Ring), String> {
+/// Which vbd [`connect`] takes: the first listed other than `Except`, or
+/// exactly `Only`.
+#[derive(Clone, Copy)]
+enum Pick<'a> {
+    Except(Option<&'a str>),
+    Only(&'a str),
+}
+
+fn connect(rt: &mut Runtime, pick: Pick<'_>) -> Result<(Frontend, Ring), String> {
     let me = rt
         .domid()
         .ok_or_else(|| String::from("cannot read our domid from xenstore"))?
@@ -339,7 +403,10 @@ fn connect(rt: &mut Runtime) -> Result<(Frontend, Ring), String> {
             Err(XsOpError::Store(_)) => return Ok(None),
             Err(e) => return Err(format!("listing {vbd_dir}: {e:?}")),
         };
-        let Some(devid) = list.into_iter().next() else {
+        let Some(devid) = list.into_iter().find(|d| match pick {
+            Pick::Except(skip) => Some(d.as_str()) != skip,
+            Pick::Only(want) => d == want,
+        }) else {
             return Ok(None);
         };
         Ok(read_opt(s, &format!("{vbd_dir}/{devid}/backend"))?.map(|be| (devid, be)))

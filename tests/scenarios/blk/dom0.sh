@@ -73,6 +73,7 @@ attach $B xvdb $XVDB rw b
 # The hostile frontend joins while the guests' transfers run.
 sleep 4
 attach $H xvda $XVDA rw h
+attach $H xvdb $XVDB ro r
 
 # guest-b: CYCLES detach/attach rounds, each ended by the guest unbinding.
 c=0
@@ -102,4 +103,6 @@ while [ $n -lt 60 ]; do
 done
 say "hostile backend state '$st'"
 detach $H xvda $XVDA
+wait_closed $H $XVDB 60
+detach $H xvdb $XVDB
 echo "=== DOM0 SCENARIO DONE"

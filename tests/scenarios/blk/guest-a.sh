@@ -56,7 +56,8 @@ rm -f /tmp/pat
 got=$(dd if=/dev/xvdb bs=1M skip=16 count=64 iflag=direct 2>/dev/null | md5)
 t2=$(up)
 ok=0; [ $wrc = 0 ] && [ "$want" = "$got" ] && ok=1
-say "ODIRECT RESULT $(verdict $ok) bytes=67108864 written=$want read=$got write_s=$t0..$t1 read_s=$t1..$t2 dd_rc=$wrc $(tail -1 /tmp/dd.err)"
+say "odirect md5 written=$want read=$got"
+say "ODIRECT RESULT $(verdict $ok) bytes=67108864 write_s=$t0..$t1 read_s=$t1..$t2 rc=$wrc"
 
 # 2. Filesystem on the first 16 MiB: mkfs, mount, write, sync, umount,
 #    remount, verify.
@@ -89,17 +90,16 @@ after=$(dd if=/dev/xvdb bs=1M skip=76 count=4 iflag=direct 2>/dev/null | md5)
 ok=0; [ $drc = 0 ] && ok=1
 say "DISCARD RESULT $(verdict $ok) rc=$drc reads_zero=$([ "$after" = "$zeros" ] && echo yes || echo no)"
 
-# 4. Read-only vbd: the guest's block layer refuses writes; with the flag
-#    forced off, the backend must refuse them.
+# 4. Read-only vbd: blkfront marks the disk read-only (the backend's
+#    `info`), reads work, writes are refused. (Linux refuses them itself;
+#    the backend's own refusal is checked by the hostile frontend.)
 ok=1
 if [ -b /dev/xvdc ]; then
     ro=$(cat /sys/block/xvdc/ro)
     dd if=/dev/xvdc of=/dev/null bs=4096 count=16 iflag=direct 2>/dev/null; rrc=$?
     dd if=/dev/zero of=/dev/xvdc bs=4096 count=1 oflag=direct 2>/dev/null; w1=$?
-    blockdev --setrw /dev/xvdc
-    dd if=/dev/zero of=/dev/xvdc bs=4096 count=1 oflag=direct 2>/dev/null; w2=$?
-    [ "$ro" = 1 ] && [ $rrc = 0 ] && [ $w1 != 0 ] && [ $w2 != 0 ] || ok=0
-    say "RO RESULT $(verdict $ok) ro_flag=$ro read_rc=$rrc write_rc=$w1 forced_write_rc=$w2"
+    [ "$ro" = 1 ] && [ $rrc = 0 ] && [ $w1 != 0 ] || ok=0
+    say "RO RESULT $(verdict $ok) ro_flag=$ro read_rc=$rrc write_rc=$w1"
     unbind 51744
 else
     say "RO RESULT FAIL no xvdc"
