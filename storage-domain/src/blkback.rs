@@ -35,7 +35,7 @@ use xen_rt::mem::ForeignSpace;
 use xen_rt::mem::virtio_hal::XenHal;
 use xen_rt::println;
 use xen_rt::proto::blkif::{self, Request, RequestKind, Transfer, Vbd};
-use xen_rt::proto::ring::shared::{BackRingIndices, FinalCheck};
+use xen_rt::proto::ring::shared::{self, BackRingIndices, FinalCheck, SRING_HEADER_SIZE};
 use xen_rt::virtio_drivers::device::blk::VirtIOBlk;
 use xen_rt::virtio_drivers::transport::mmio::MmioTransport;
 use xen_rt::xenbus::{BackendDriver, Device};
@@ -54,6 +54,9 @@ const RSP_EVENT: usize = 12;
 /// xtask signature in sector 0, its own write test at sector 8); no
 /// extent may overlap them.
 pub const RESERVED_SECTORS: u64 = 2048;
+/// Largest `ring-page-order` accepted (`max-ring-page-order`): 16 pages,
+/// 512 entries, as Linux blkback offers.
+const MAX_RING_PAGE_ORDER: u32 = 4;
 /// Indirect segments advertised (`feature-max-indirect-segments`).
 const MAX_INDIRECT_SEGMENTS: u16 = blkif::MAX_INDIRECT_SEGMENTS as u16;
 /// Bytes of the bounce buffer: the largest transfer.
@@ -133,7 +136,7 @@ pub struct Conn {
     vbd: Vbd,
     /// First disk sector of the vbd's extent.
     base: u64,
-    ring: Option<MappedGrant>,
+    ring: Option<RingPages>,
     pub port: EvtchnPort,
     back: BackRingIndices,
     /// `rsp_prod` as we last published it (we are its only writer).
@@ -145,6 +148,57 @@ pub struct Conn {
     /// [`Blkback::capture`], and requests printed so far by kind.
     capture: u64,
     captured: [u64; 8],
+}
+
+/// The shared ring: `2^ring-page-order` pages, each a separately mapped
+/// grant. Entries (112 bytes) may straddle two pages; the indices live in
+/// the first page.
+pub struct RingPages {
+    pages: Vec<MappedGrant>,
+    /// Entries of the ring (`__RING_SIZE` for its byte size).
+    size: u32,
+}
+
+impl RingPages {
+    fn page(&self, i: usize) -> Result<&xen_rt::mem::SharedPage, String> {
+        self.pages
+            .get(i)
+            .and_then(MappedGrant::page)
+            .ok_or_else(|| format!("ring page {i} not mapped"))
+    }
+    fn load_u32(&self, off: usize, order: Ordering) -> Result<u32, String> {
+        self.page(0)?
+            .load_u32(off, order)
+            .map_err(|e| format!("ring access: {e:?}"))
+    }
+    fn store_u32(&self, off: usize, v: u32, order: Ordering) -> Result<(), String> {
+        self.page(0)?
+            .store_u32(off, v, order)
+            .map_err(|e| format!("ring access: {e:?}"))
+    }
+    /// Byte offset of entry `slot`.
+    fn slot_offset(&self, slot: u32) -> usize {
+        SRING_HEADER_SIZE + (slot % self.size.max(1)) as usize * blkif::REQUEST_SIZE
+    }
+    /// Copies out of (`out: Some`) or into the ring at `off`, page by page.
+    fn copy(&self, off: usize, out: Option<&mut [u8]>, data: &[u8]) -> Result<(), String> {
+        let len = out.as_ref().map_or(data.len(), |o| o.len());
+        let mut out = out;
+        let mut done = 0;
+        while done < len {
+            let at = off + done;
+            let (p, o) = (at / 4096, at % 4096);
+            let n = (4096 - o).min(len - done);
+            let page = self.page(p)?;
+            let r = match out.as_deref_mut() {
+                Some(buf) => page.copy_out(o, &mut buf[done..done + n]),
+                None => page.copy_in(o, &data[done..done + n]),
+            };
+            r.map_err(|e| format!("ring access: {e:?}"))?;
+            done += n;
+        }
+        Ok(())
+    }
 }
 
 /// Prints `bytes` as `blkcap <fe>/<devid> <n> <what> <offset> <hex>` lines
@@ -287,7 +341,7 @@ impl BackendDriver for Driver<'_> {
                 "feature-max-indirect-segments",
                 format!("{MAX_INDIRECT_SEGMENTS}"),
             ),
-            ("max-ring-page-order", String::from("0")),
+            ("max-ring-page-order", format!("{MAX_RING_PAGE_ORDER}")),
             ("multi-queue-max-queues", String::from("1")),
             ("sectors", format!("{}", extent.sectors)),
             ("info", format!("{info}")),
@@ -302,9 +356,33 @@ impl BackendDriver for Driver<'_> {
 
     fn connect(&mut self, store: &mut Store<'_>, dev: &Device) -> Result<(), String> {
         let fe = &dev.frontend_path;
-        let ring_ref = store
-            .read_u32(&format!("{fe}/ring-ref"))
-            .map_err(|e| format!("reading {fe}/ring-ref: {e:?}"))?;
+        // ring-page-order absent: one page at ring-ref; else ring-ref0..N-1.
+        let order = match store.read_u32(&format!("{fe}/ring-page-order")) {
+            Ok(o) if o <= MAX_RING_PAGE_ORDER => o,
+            Ok(o) => {
+                return Err(format!(
+                    "ring-page-order {o} above the {MAX_RING_PAGE_ORDER} offered"
+                ));
+            }
+            Err(XsOpError::Store(_)) => 0,
+            Err(e) => return Err(format!("reading {fe}/ring-page-order: {e:?}")),
+        };
+        let mut ring_refs = Vec::new();
+        if order == 0 {
+            ring_refs.push(
+                store
+                    .read_u32(&format!("{fe}/ring-ref"))
+                    .map_err(|e| format!("reading {fe}/ring-ref: {e:?}"))?,
+            );
+        } else {
+            for i in 0..1u32 << order {
+                ring_refs.push(
+                    store
+                        .read_u32(&format!("{fe}/ring-ref{i}"))
+                        .map_err(|e| format!("reading {fe}/ring-ref{i}: {e:?}"))?,
+                );
+            }
+        }
         let port = store
             .read_u32(&format!("{fe}/event-channel"))
             .map_err(|e| format!("reading {fe}/event-channel: {e:?}"))?;
@@ -313,11 +391,6 @@ impl BackendDriver for Driver<'_> {
             Err(XsOpError::Store(_)) => {} // absent: native
             Ok(p) => return Err(format!("unsupported protocol {p:?}")),
             Err(e) => return Err(format!("reading {fe}/protocol: {e:?}")),
-        }
-        if let Ok(order) = store.read_u32(&format!("{fe}/ring-page-order"))
-            && order != 0
-        {
-            return Err(format!("ring-page-order {order} not offered"));
         }
         if let Ok(queues) = store.read_u32(&format!("{fe}/multi-queue-num-queues"))
             && queues > 1
@@ -332,23 +405,42 @@ impl BackendDriver for Driver<'_> {
             discard: true,
             max_indirect_segments: MAX_INDIRECT_SEGMENTS,
         };
-        let back = BackRingIndices::new(blkif::RING_SIZE).map_err(|e| format!("{e:?}"))?;
-        let ring = self
-            .grants
-            .map(self.foreign, dev.frontend_id, GrantRef(ring_ref), false)
-            .map_err(|e| format!("mapping ring-ref {ring_ref}: {e:?}"))?;
-        let local = match store
-            .events()
-            .bind_interdomain(dev.frontend_id, EvtchnPort(port))
-        {
+        let size = shared::ring_size(4096 << order, blkif::REQUEST_SIZE, blkif::RESPONSE_SIZE)
+            .ok_or_else(|| format!("no ring fits order {order}"))?;
+        let back = BackRingIndices::new(size).map_err(|e| format!("{e:?}"))?;
+        let mut ring = RingPages {
+            pages: Vec::new(),
+            size,
+        };
+        let mut failed = None;
+        for r in &ring_refs {
+            match self
+                .grants
+                .map(self.foreign, dev.frontend_id, GrantRef(*r), false)
+            {
+                Ok(m) => ring.pages.push(m),
+                Err(e) => {
+                    failed = Some(format!("mapping ring-ref {r}: {e:?}"));
+                    break;
+                }
+            }
+        }
+        let bound = match failed {
+            Some(why) => Err(why),
+            None => store
+                .events()
+                .bind_interdomain(dev.frontend_id, EvtchnPort(port))
+                .map_err(|e| format!("binding event channel {port}: {e:?}")),
+        };
+        let local = match bound {
             Ok(p) => p,
-            Err(e) => {
-                let _ = self.grants.unmap(self.foreign, ring);
-                return Err(format!("binding event channel {port}: {e:?}"));
+            Err(why) => {
+                unmap_ring(self.grants, self.foreign, ring);
+                return Err(why);
             }
         };
         println!(
-            "blkback: connect {}: ring-ref {ring_ref} event-channel {port} (local {}) protocol {NATIVE_PROTOCOL} {}",
+            "blkback: connect {}: ring-page-order {order} ({size} entries) event-channel {port} (local {}) protocol {NATIVE_PROTOCOL} {}",
             dev.backend_path,
             local.0,
             if vbd.read_only {
@@ -399,12 +491,18 @@ impl BackendDriver for Driver<'_> {
             k.discard,
             c.errors
         );
-        if let Some(ring) = c.ring.take()
-            && let Err((_ring, e)) = self.grants.unmap(self.foreign, ring)
-        {
-            println!("blkback: unmapping the ring failed: {e:?}");
+        if let Some(ring) = c.ring.take() {
+            unmap_ring(self.grants, self.foreign, ring);
         }
         self.state.to_close.push(c.port);
+    }
+}
+
+fn unmap_ring(grants: &mut GrantTable, foreign: &mut ForeignSpace, ring: RingPages) {
+    for page in ring.pages {
+        if let Err((_page, e)) = grants.unmap(foreign, page) {
+            println!("blkback: unmapping a ring page failed: {e:?}");
+        }
     }
 }
 
@@ -414,14 +512,10 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
     let Some(ring) = c.ring.as_ref() else {
         return Ok(false);
     };
-    let Some(page) = ring.page() else {
-        return Ok(false);
-    };
-    let mem = |e| format!("ring page access: {e:?}");
     let mut notify = false;
     loop {
         // Copy the producer index once; Acquire orders the entry reads.
-        let req_prod = page.load_u32(REQ_PROD, Ordering::Acquire).map_err(mem)?;
+        let req_prod = ring.load_u32(REQ_PROD, Ordering::Acquire)?;
         let mut answered = false;
         while let Some(slot) = c
             .back
@@ -429,8 +523,7 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
             .map_err(|e| format!("ring index violation: {e:?}"))?
         {
             let mut entry = [0u8; blkif::REQUEST_SIZE];
-            page.copy_out(blkif::slot_offset(slot), &mut entry)
-                .map_err(mem)?;
+            ring.copy(ring.slot_offset(slot), Some(&mut entry), &[])?;
             c.requests += 1;
             // Capture kind: the operation, indirect reads and writes apart.
             let kind = match (entry[0], entry[1]) {
@@ -470,11 +563,11 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
                 .back
                 .next_response_slot()
                 .map_err(|e| format!("response slot: {e:?}"))?;
-            page.copy_in(
-                blkif::slot_offset(rslot),
+            ring.copy(
+                ring.slot_offset(rslot),
+                None,
                 &blkif::encode_response(id, op, status),
-            )
-            .map_err(mem)?;
+            )?;
             answered = true;
         }
         if answered {
@@ -482,10 +575,9 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
             // (Release), full barrier, then the frontend's rsp_event.
             let push_old = c.published;
             let new_prod = c.back.rsp_prod_pvt;
-            page.store_u32(RSP_PROD, new_prod, Ordering::Release)
-                .map_err(mem)?;
+            ring.store_u32(RSP_PROD, new_prod, Ordering::Release)?;
             fence(Ordering::SeqCst);
-            let rsp_event = page.load_u32(RSP_EVENT, Ordering::Acquire).map_err(mem)?;
+            let rsp_event = ring.load_u32(RSP_EVENT, Ordering::Acquire)?;
             let push = c.back.push_responses(push_old, rsp_event);
             c.published = push.new_prod;
             notify |= push.notify;
@@ -498,10 +590,9 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
         {
             FinalCheck::Work(_) => continue,
             FinalCheck::Arm { event } => {
-                page.store_u32(REQ_EVENT, event, Ordering::Release)
-                    .map_err(mem)?;
+                ring.store_u32(REQ_EVENT, event, Ordering::Release)?;
                 fence(Ordering::SeqCst);
-                let again = page.load_u32(REQ_PROD, Ordering::Acquire).map_err(mem)?;
+                let again = ring.load_u32(REQ_PROD, Ordering::Acquire)?;
                 if c.back
                     .unconsumed_requests(again)
                     .map_err(|e| format!("ring index violation: {e:?}"))?

@@ -196,15 +196,28 @@ pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<
     let text =
         std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
     let reqs = parse_capture(&text);
+    let streams = parse_xs_capture(&text);
     anyhow::ensure!(
-        !reqs.is_empty(),
-        "no `blkcap` lines in {} (boot storage-domain with capture=N)",
+        !reqs.is_empty() || !streams.is_empty(),
+        "no `blkcap` or `xscap` lines in {} (boot storage-domain with capture=N, or a domain with xscapture=N)",
         log.display()
     );
+    let mut written = Vec::new();
+    // xenstore_assembler seeds: a chunk size, then the captured stream.
+    let xs_dir = paths.root.join("fuzz/corpus/xenstore_assembler");
+    for (dom, stream) in &streams {
+        std::fs::create_dir_all(&xs_dir)?;
+        for cut in [64u8, 255] {
+            let path = xs_dir.join(format!("captured-dom{dom}-cut{cut}"));
+            let mut seed = vec![cut];
+            seed.extend_from_slice(stream);
+            std::fs::write(&path, seed)?;
+            written.push(path);
+        }
+    }
     let dir = paths.root.join("fuzz/corpus/blkif_request");
     std::fs::create_dir_all(&dir)?;
     let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    let mut written = Vec::new();
     for r in &reqs {
         let kind = match (r.entry[0], r.entry[1]) {
             (0, _) => "read".to_string(),
@@ -227,6 +240,38 @@ pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<
     Ok(written)
 }
 
+/// Reads xen-rt's `xscap <offset> <hex>` lines (boot argument
+/// `xscapture=N`): the xenstore response-ring bytes each domain received,
+/// by domain id (`(XEN) DOMn:` prefix).
+pub fn parse_xs_capture(log: &str) -> std::collections::BTreeMap<u32, Vec<u8>> {
+    let mut out: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+    for line in log.lines() {
+        let Some((head, rest)) = line.split_once("xscap ") else {
+            continue;
+        };
+        let Some(dom) = head
+            .rsplit_once("DOM")
+            .and_then(|(_, d)| d.trim_end().trim_end_matches(':').parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let (Some(off), Some(hex)) = (f.next().and_then(|o| o.parse::<usize>().ok()), f.next())
+        else {
+            continue;
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let Some(bytes) = bytes else { continue };
+        let v = out.entry(dom).or_default();
+        if v.len() == off {
+            v.extend_from_slice(&bytes);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod capture_tests {
     use super::*;
@@ -247,5 +292,16 @@ mod capture_tests {
         assert_eq!(r[0].entry.len(), 112);
         assert_eq!(r[0].segments, vec![1, 2]);
         assert_eq!(capture_seed(&r[0]).len(), 10 + 112 + 2);
+    }
+
+    #[test]
+    fn parses_xenstore_capture() {
+        let log = "[+ 1.0] (XEN) DOM2: xscap 0 0102\n\
+                   [+ 1.0] (XEN) DOM2: xscap 2 03\n\
+                   [+ 1.1] (XEN) DOM1: xscap 0 ff\n\
+                   [+ 1.1] (XEN) DOM1: xscap 5 ee\n";
+        let m = parse_xs_capture(log);
+        assert_eq!(m[&2], vec![1, 2, 3]);
+        assert_eq!(m[&1], vec![0xff], "a gap stops the stream");
     }
 }

@@ -145,6 +145,9 @@ impl Runtime {
     /// this waits for that (on the store event channel) up to `timeout`.
     pub fn xenstore(&mut self, timeout: Duration) -> Result<&mut XenStore, XsConnectError> {
         if self.store.is_none() {
+            if let Some(n) = self.dt.bootarg("xscapture").and_then(|n| n.parse().ok()) {
+                crate::xenstore::CAPTURE_BYTES.store(n, core::sync::atomic::Ordering::Relaxed);
+            }
             let store = XenStore::connect(&mut self.events, Instant::now().after(timeout))?;
             self.store = Some(store);
         }

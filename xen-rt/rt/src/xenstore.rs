@@ -11,7 +11,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::time::Duration;
 
 use xen_hypercall::{self as hc, EvtchnPort, abi};
@@ -81,6 +81,11 @@ pub struct XenStore {
     reply: Option<(u32, Result<Vec<u8>, XsError>)>,
     broken: bool,
 }
+
+/// Response-ring bytes still to print (boot argument `xscapture=N`).
+pub static CAPTURE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Response-ring bytes printed so far.
+static CAPTURED: AtomicUsize = AtomicUsize::new(0);
 
 impl XenStore {
     /// Waits for the store page (dom0less late start) and connects.
@@ -200,6 +205,7 @@ impl XenStore {
                 .store_u32(RSP_CONS, cons.wrapping_add(span.total), Ordering::Release);
             let _ = events.notify(self.port);
             moved = true;
+            Self::capture(&chunk[..total]);
             let mut input = &chunk[..total];
             while !input.is_empty() {
                 match self.core.receive(&mut input) {
@@ -213,6 +219,28 @@ impl XenStore {
             }
         }
         Ok(moved)
+    }
+
+    /// Prints up to [`CAPTURE_BYTES`] of response-ring bytes as
+    /// `xscap <offset> <hex>` lines of 40 bytes (fuzz seeds; see
+    /// `cargo xtask fuzz --import-capture`).
+    fn capture(bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let left = CAPTURE_BYTES.load(Ordering::Relaxed);
+        if left == 0 {
+            return;
+        }
+        let take = bytes.len().min(left);
+        CAPTURE_BYTES.store(left - take, Ordering::Relaxed);
+        let at = CAPTURED.fetch_add(take, Ordering::Relaxed);
+        for (k, chunk) in bytes[..take].chunks(40).enumerate() {
+            let mut line = String::with_capacity(80);
+            for b in chunk {
+                line.push(char::from(HEX[usize::from(b >> 4)]));
+                line.push(char::from(HEX[usize::from(b & 15)]));
+            }
+            crate::println!("xscap {} {line}", at + k * 40);
+        }
     }
 
     fn request(

@@ -52,6 +52,8 @@ use core::fmt;
 
 use crate::ring::shared;
 
+pub mod switch;
+
 /// Size of a granted page; no fragment may cross its end.
 pub const PAGE_SIZE: u32 = 4096;
 /// Bytes of `struct netif_tx_request`.
@@ -989,6 +991,167 @@ pub fn rx_slot_offset(slot: u32) -> usize {
     shared::SRING_HEADER_SIZE + (slot % RX_RING_SIZE.max(1)) as usize * RX_SLOT_SIZE
 }
 
+/// What a frontend accepts on its rx ring, from its xenstore nodes
+/// (Linux's `read_xenbus_vif_flags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RxFeatures {
+    /// `feature-sg`: a frame may span several slots.
+    pub sg: bool,
+    /// `feature-gso-tcpv4`: TCPv4 GSO frames.
+    pub gso_tcpv4: bool,
+    /// `feature-gso-tcpv6`: TCPv6 GSO frames.
+    pub gso_tcpv6: bool,
+    /// Not `feature-no-csum-offload`: IPv4 frames with a blank checksum.
+    pub csum: bool,
+    /// `feature-ipv6-csum-offload`: IPv6 frames with a blank checksum.
+    pub ipv6_csum: bool,
+}
+
+/// Why a frame cannot be given to a frontend as it is (the caller drops
+/// it and counts the drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxRefusal {
+    /// Empty, or larger than [`MAX_RX_FRAME`].
+    BadLength(usize),
+    /// Larger than one page and the frontend has no `feature-sg`.
+    NeedsSg(usize),
+    /// A GSO frame of a type the frontend does not take.
+    Gso(GsoType),
+    /// A blank checksum the frontend cannot complete.
+    Checksum,
+}
+
+/// One slot of a frame on an rx ring, see [`RxLayout::slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxSlot {
+    /// Copy `len` bytes of the frame from `start` to offset 0 of the
+    /// request's page, and answer with [`RxResponse::data`]`(id, 0, len,
+    /// flags)` (or `status` [`status::ERROR`] with the same `flags` if the
+    /// copy failed, so that the frontend stays in step).
+    Data {
+        /// Offset in the frame.
+        start: usize,
+        /// Bytes (1 to [`PAGE_SIZE`]).
+        len: u16,
+        /// `NETRXF_*` of this slot.
+        flags: u16,
+    },
+    /// Write these bytes as the response (an extra-info slot); the
+    /// request's page is not used.
+    Extra([u8; RX_SLOT_SIZE]),
+}
+
+/// How one frame is laid out on a frontend's rx ring, as Linux's netback
+/// does it: the data in page-sized chunks, one request each, every chunk at
+/// offset 0; with GSO, an extra-info slot right after the first chunk
+/// (`NETRXF_extra_info` on the first). The first chunk carries the checksum
+/// flags (`NETTXF_csum_blank` from the sender becomes
+/// `NETRXF_csum_blank | NETRXF_data_validated`, `NETTXF_data_validated`
+/// becomes `NETRXF_data_validated`); every chunk but the last has
+/// `NETRXF_more_data`. Each slot consumes one rx request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RxLayout {
+    len: usize,
+    first_flags: u16,
+    gso: Option<Gso>,
+}
+
+impl RxLayout {
+    /// The layout of a `len`-byte frame for a frontend with `features`.
+    /// `ipv6` says whether the frame is IPv6 (for the checksum check).
+    pub fn new(
+        len: usize,
+        csum_blank: bool,
+        data_validated: bool,
+        gso: Option<Gso>,
+        ipv6: bool,
+        features: &RxFeatures,
+    ) -> Result<Self, RxRefusal> {
+        if len == 0 || len > MAX_RX_FRAME {
+            return Err(RxRefusal::BadLength(len));
+        }
+        if len > PAGE_SIZE as usize && !features.sg {
+            return Err(RxRefusal::NeedsSg(len));
+        }
+        if let Some(g) = gso {
+            let ok = match g.gso_type {
+                GsoType::TcpV4 => features.gso_tcpv4,
+                GsoType::TcpV6 => features.gso_tcpv6,
+            };
+            if !ok {
+                return Err(RxRefusal::Gso(g.gso_type));
+            }
+        }
+        if csum_blank
+            && !(if ipv6 {
+                features.ipv6_csum
+            } else {
+                features.csum
+            })
+        {
+            return Err(RxRefusal::Checksum);
+        }
+        let mut first_flags = if csum_blank {
+            rxf::CSUM_BLANK | rxf::DATA_VALIDATED
+        } else if data_validated {
+            rxf::DATA_VALIDATED
+        } else {
+            0
+        };
+        if gso.is_some() {
+            first_flags |= rxf::EXTRA_INFO;
+        }
+        Ok(Self {
+            len,
+            first_flags,
+            gso,
+        })
+    }
+
+    /// Bytes of the frame.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame is empty (never: [`RxLayout::new`] refuses that).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots holding data.
+    pub fn data_slots(&self) -> u32 {
+        self.len.div_ceil(PAGE_SIZE as usize) as u32
+    }
+
+    /// Slots (rx requests) the frame needs.
+    pub fn slots(&self) -> u32 {
+        self.data_slots() + u32::from(self.gso.is_some())
+    }
+
+    /// The `k`-th slot (`k < slots()`), in ring order.
+    pub fn slot(&self, k: u32) -> Option<RxSlot> {
+        if k >= self.slots() {
+            return None;
+        }
+        let chunk = match (k, self.gso) {
+            (1, Some(g)) => return Some(RxSlot::Extra(g.extra_info(false).encode())),
+            (0, _) | (_, None) => k,
+            (_, Some(_)) => k - 1,
+        };
+        let start = chunk as usize * PAGE_SIZE as usize;
+        let len = self.len.saturating_sub(start).min(PAGE_SIZE as usize);
+        let mut flags = if chunk == 0 { self.first_flags } else { 0 };
+        if chunk + 1 < self.data_slots() {
+            flags |= rxf::MORE_DATA;
+        }
+        Some(RxSlot::Data {
+            start,
+            len: len as u16,
+            flags,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1180,6 +1343,115 @@ mod tests {
         assert_eq!(
             ExtraInfo::parse(&encode_rx_extra(&g.extra_info(true))),
             Ok(g.extra_info(true))
+        );
+    }
+
+    fn all_slots(l: &RxLayout) -> Vec<RxSlot> {
+        (0..l.slots()).map(|k| l.slot(k).unwrap()).collect()
+    }
+
+    #[test]
+    fn rx_frame_layout() {
+        let all = RxFeatures {
+            sg: true,
+            gso_tcpv4: true,
+            gso_tcpv6: true,
+            csum: true,
+            ipv6_csum: true,
+        };
+        // A small frame: one slot, checksum flags passed through.
+        let l = RxLayout::new(60, true, true, None, false, &all).unwrap();
+        assert_eq!(l.slots(), 1);
+        assert_eq!(
+            all_slots(&l),
+            [RxSlot::Data {
+                start: 0,
+                len: 60,
+                flags: rxf::CSUM_BLANK | rxf::DATA_VALIDATED
+            }]
+        );
+        assert_eq!(l.slot(1), None);
+        let l = RxLayout::new(60, false, true, None, false, &all).unwrap();
+        assert!(matches!(
+            l.slot(0),
+            Some(RxSlot::Data {
+                flags: rxf::DATA_VALIDATED,
+                ..
+            })
+        ));
+        // A GSO frame of 9000 bytes: data, extra, data, data.
+        let g = Gso::new(1448, gso_type::TCPV4, 0).unwrap();
+        let l = RxLayout::new(9000, true, false, Some(g), false, &all).unwrap();
+        assert_eq!((l.data_slots(), l.slots()), (3, 4));
+        assert_eq!(
+            all_slots(&l),
+            [
+                RxSlot::Data {
+                    start: 0,
+                    len: 4096,
+                    flags: rxf::CSUM_BLANK | rxf::DATA_VALIDATED | rxf::EXTRA_INFO | rxf::MORE_DATA
+                },
+                RxSlot::Extra(g.extra_info(false).encode()),
+                RxSlot::Data {
+                    start: 4096,
+                    len: 4096,
+                    flags: rxf::MORE_DATA
+                },
+                RxSlot::Data {
+                    start: 8192,
+                    len: 808,
+                    flags: 0
+                },
+            ]
+        );
+        // The largest frame needs 17 data slots (netfront allows 18).
+        let l = RxLayout::new(MAX_RX_FRAME, false, false, None, false, &all).unwrap();
+        assert_eq!(l.slots(), 17);
+        let total: usize = all_slots(&l)
+            .iter()
+            .map(|s| match s {
+                RxSlot::Data { len, .. } => usize::from(*len),
+                RxSlot::Extra(_) => 0,
+            })
+            .sum();
+        assert_eq!(total, MAX_RX_FRAME);
+    }
+
+    #[test]
+    fn rx_refusals() {
+        let none = RxFeatures::default();
+        let g6 = Gso::new(1400, gso_type::TCPV6, 0).unwrap();
+        assert_eq!(
+            RxLayout::new(0, false, false, None, false, &none),
+            Err(RxRefusal::BadLength(0))
+        );
+        assert_eq!(
+            RxLayout::new(MAX_RX_FRAME + 1, false, false, None, false, &none),
+            Err(RxRefusal::BadLength(MAX_RX_FRAME + 1))
+        );
+        assert_eq!(
+            RxLayout::new(4097, false, false, None, false, &none),
+            Err(RxRefusal::NeedsSg(4097))
+        );
+        assert!(RxLayout::new(4096, false, false, None, false, &none).is_ok());
+        let sg = RxFeatures {
+            sg: true,
+            gso_tcpv4: true,
+            csum: true,
+            ..RxFeatures::default()
+        };
+        assert_eq!(
+            RxLayout::new(5000, true, false, Some(g6), true, &sg),
+            Err(RxRefusal::Gso(GsoType::TcpV6))
+        );
+        assert_eq!(
+            RxLayout::new(100, true, false, None, true, &sg),
+            Err(RxRefusal::Checksum)
+        );
+        assert!(RxLayout::new(100, true, false, None, false, &sg).is_ok());
+        assert_eq!(
+            RxLayout::new(100, true, false, None, false, &none),
+            Err(RxRefusal::Checksum)
         );
     }
 

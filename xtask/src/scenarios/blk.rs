@@ -202,6 +202,25 @@ pub fn checks(input: &Input) -> Report {
         ),
     ));
 
+    // guest-b asks for a 4-page ring (xen_blkfront.max_ring_page_order=2).
+    let multi = find(
+        b1,
+        &re(
+            r"blkback: connect /local/domain/1/backend/vbd/3/51728: ring-page-order (\d+) \((\d+) entries\)",
+        ),
+    );
+    r.checks.push(Check::new(
+        "multi-page-ring",
+        multi
+            .as_ref()
+            .is_some_and(|(_, c)| &c[1] == "2" && &c[2] == "128"),
+        multi
+            .as_ref()
+            .map_or("no connect line for guest-b's xvdb".into(), |(_, c)| {
+                format!("guest-b: ring-page-order {} ({} entries)", &c[1], &c[2])
+            }),
+    ));
+
     result(&mut r, b1, "persistence-written", "b", "PERSIST-WRITE");
     result(&mut r, b1, "reattach-10-cycles", "b", "CYCLES");
     let b_sum = summaries(b1, 3, 51728);
