@@ -8,6 +8,7 @@ use crate::images;
 use crate::scenarios::Check;
 use crate::util::{Paths, cargo, step};
 use anyhow::{Context, Result};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -338,14 +339,7 @@ pub fn deny_check(paths: &Paths) -> Check {
             "sources",
         ]);
         let (ok, out) = run_quiet(&mut c)?;
-        Ok((
-            ok,
-            if ok {
-                "ok (advisories not checked: no advisory DB offline)".into()
-            } else {
-                tail(&out, 12)
-            },
-        ))
+        Ok((ok, if ok { "ok".into() } else { tail(&out, 12) }))
     })
 }
 
@@ -477,8 +471,172 @@ pub fn all(paths: &Paths) -> Vec<Check> {
     push(clippy_host(paths));
     push(clippy_bare_metal(paths));
     push(deny_check(paths));
+    push(advisories_check(paths));
     let p = no_panic_probe(paths);
     push(Check::new("no-panic-probe", p.ok, p.detail));
     push(corpus_check(paths));
     v
+}
+
+/// Name cargo-deny gives the default advisory database's directory (a hash
+/// of its URL, https://github.com/rustsec/advisory-db).
+const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
+
+/// Crate names in the workspace and fuzz lock files.
+fn locked_crates(paths: &Paths) -> Result<std::collections::BTreeSet<String>> {
+    let mut names = std::collections::BTreeSet::new();
+    for lock in ["Cargo.lock", "fuzz/Cargo.lock"] {
+        let p = paths.root.join(lock);
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        for line in text.lines() {
+            if let Some(n) = line
+                .strip_prefix("name = \"")
+                .and_then(|r| r.strip_suffix('"'))
+            {
+                names.insert(n.to_string());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// `cargo xtask advisories --refresh-from DIR`: re-vendors
+/// deny/advisory-db from a checkout of rustsec/advisory-db.
+pub fn refresh_advisories(paths: &Paths, from: &Path) -> Result<usize> {
+    let dst = paths.root.join("deny/advisory-db");
+    let crates = locked_crates(paths)?;
+    let _ = std::fs::remove_dir_all(dst.join("crates"));
+    let mut n = 0;
+    for c in &crates {
+        let src = from.join("crates").join(c);
+        if src.is_dir() {
+            let to = dst.join("crates").join(c);
+            std::fs::create_dir_all(&to)?;
+            for e in std::fs::read_dir(&src)? {
+                let e = e?;
+                std::fs::copy(e.path(), to.join(e.file_name()))?;
+                n += 1;
+            }
+        }
+    }
+    let list: String = crates.iter().map(|c| format!("{c}\n")).collect();
+    std::fs::write(dst.join("checked-crates.txt"), list)?;
+    let git = |args: &[&str]| -> Result<String> {
+        let o = Command::new("git")
+            .arg("-C")
+            .arg(from)
+            .args(args)
+            .output()?;
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let date = git(&["show", "-s", "--format=%cI", "HEAD"])?;
+    std::fs::write(
+        dst.join("SNAPSHOT"),
+        format!("commit {commit}\ndate {date}\n"),
+    )?;
+    Ok(n)
+}
+
+/// cargo-deny advisories against the vendored snapshot, offline.
+pub fn advisories_check(paths: &Paths) -> Check {
+    timed("cargo-deny advisories", || {
+        let src = paths.root.join("deny/advisory-db");
+        let snapshot = std::fs::read_to_string(src.join("SNAPSHOT")).context("SNAPSHOT")?;
+        let field = |k: &str| {
+            snapshot
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(str::trim))
+                .unwrap_or("")
+                .to_string()
+        };
+        let (commit, date) = (field("commit "), field("date "));
+        // Every locked crate must have been looked up in the snapshot.
+        let checked: std::collections::BTreeSet<String> =
+            std::fs::read_to_string(src.join("checked-crates.txt"))
+                .context("checked-crates.txt")?
+                .lines()
+                .map(str::to_string)
+                .collect();
+        let missing: Vec<String> = locked_crates(paths)?
+            .into_iter()
+            .filter(|c| !checked.contains(c))
+            .collect();
+        if !missing.is_empty() {
+            return Ok((
+                false,
+                format!(
+                    "crates not in the vendored advisory snapshot (see deny/advisory-db/README.md): {}",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        // cargo-deny reads its database from a git repository.
+        let root = paths.target.join("advisory-db");
+        let db = root.join(ADVISORY_DB_DIR);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&db)?;
+        copy_tree(&src.join("crates"), &db.join("crates"))?;
+        let git = |args: &[&str]| -> Result<bool> {
+            Ok(Command::new("git")
+                .arg("-C")
+                .arg(&db)
+                .args(["-c", "user.name=xtask", "-c", "user.email=xtask@localhost"])
+                .args(args)
+                .env("GIT_AUTHOR_DATE", &date)
+                .env("GIT_COMMITTER_DATE", &date)
+                .output()?
+                .status
+                .success())
+        };
+        anyhow::ensure!(
+            git(&["init", "-q"])? && git(&["add", "-A"])? && git(&["commit", "-q", "-m", &commit])?,
+            "git could not build the advisory database repository"
+        );
+        let base = std::fs::read_to_string(paths.root.join("deny.toml"))?;
+        let config = root.join("deny.toml");
+        std::fs::write(
+            &config,
+            base.replace(
+                "[advisories]",
+                &format!(
+                    "[advisories]\ndb-path = {:?}\nmaximum-db-staleness = \"P3650D\"",
+                    root.display().to_string()
+                ),
+            ),
+        )?;
+        let mut c = cargo_deny(paths)?;
+        c.current_dir(&paths.root)
+            .args(["--offline", "--all-features", "--config"])
+            .arg(&config)
+            .args(["check", "advisories"]);
+        let (ok, out) = run_quiet(&mut c)?;
+        let mut detail = format!(
+            "{} (RustSec snapshot {} of {date}, {} crates looked up)",
+            if ok { "no advisories" } else { "FOUND" },
+            commit.get(..12).unwrap_or(&commit),
+            checked.len()
+        );
+        if !ok {
+            detail.push('\n');
+            detail.push_str(&tail(&out, 20));
+        }
+        Ok((ok, detail))
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()))?;
+        } else {
+            std::fs::copy(&p, to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
 }

@@ -100,6 +100,8 @@ commands:
                               that passes; each qemu run holds /tmp/qemu.lock (--no-lock: the
                               caller holds it); results -> bench/blk.md
   fuzz [TARGET] [--seconds N] run libFuzzer (cargo +nightly fuzz) on one or all targets (default 60 s each)
+  advisories [--refresh-from DIR]
+                              RustSec advisories, offline, against deny/advisory-db (refresh from a checkout)
   fuzz --import-capture LOG   blkif seeds from storage-domain's `capture=N` hex lines in a console log
 ";
 
@@ -331,6 +333,26 @@ fn real_main(args: &[String]) -> Result<ExitCode> {
             o.finish()?;
             let ok = bench::blk(&paths, &b, &command)?;
             Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        "advisories" => {
+            let from = o.value("--refresh-from")?;
+            o.finish()?;
+            if let Some(from) = from {
+                let n = gates::refresh_advisories(&paths, std::path::Path::new(&from))?;
+                println!("{n} advisories vendored into deny/advisory-db");
+            }
+            let c = gates::advisories_check(&paths);
+            println!(
+                "{} {} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+            Ok(if c.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
