@@ -1,15 +1,33 @@
 //! # storage-domain
 //!
-//! A dom0less service domain that will serve blkback (Xen blkif) to Linux
-//! xen-blkfront guests from a passed-through disk.
+//! A dom0less service domain that owns a disk and serves the standard Xen
+//! blkif protocol (blkback, `io/blkif.h`) to unmodified Linux xen-blkfront
+//! guests, so that nothing of dom0 is in the data path and one guest can
+//! never reach another guest's data.
 //!
-//! Status: it drives the virtio-blk disk passed through to it (a
-//! virtio-mmio device on its own page, DMA through the calibrated
-//! `dma-ranges` window) with the `virtio-drivers` crate: guard check on
-//! sector 0 (xtask wrote a known signature there; wrong data means a wrong
-//! DMA window, and the domain refuses to go on), then one write and
-//! read-back. With the boot argument `blkback=1` it then serves the disk
-//! to xen-blkfront guests (module [`blkback`]) until the domain is ended.
+//! Design rules:
+//! * The disk is a virtio-blk device (virtio-mmio, driven with the
+//!   `virtio-drivers` crate) passed through to this domain. No DMA before
+//!   xtask confirmed the DMA window (the beacon/go-signal handshake), and a
+//!   guard check on sector 0: a wrong window fails loudly, never corrupts
+//!   memory silently.
+//! * Each vbd reaches only its extent of the disk: the extent table is this
+//!   domain's own boot argument (`extents=name@start+sectors[:r],...`), the
+//!   toolstack's `params` (xl `target=`) only names an extent, and every
+//!   request's sector range is checked against the extent's size.
+//! * Everything a frontend writes (ring indices, request entries, indirect
+//!   segment pages) is copied once, then validated by `xen_proto::blkif`;
+//!   a bad request gets an error response, a frontend that breaks the ring
+//!   is disconnected with the reason logged. Guest data moves by grant copy
+//!   (guest pages are never mapped).
+//! * Completions are in order of device completion (one request at a time),
+//!   and a flush is answered only after the device's flush completed.
+//!
+//! Boot arguments: `blkback=1` serves (otherwise the domain only runs its
+//! disk self test), `extents=...`, `capture=N` (print the first N requests
+//! of each kind per vbd as hex for the fuzz corpus), `xscapture=N`
+//! (xen-rt: xenstore reply bytes as hex). See [`blkback`] for the protocol
+//! side and README.md for attaching vbds with `xl block-attach`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -53,7 +71,7 @@ fn main(rt: &mut Runtime) {
         minor
     );
     let Some(window) = rt.dt.dma_window else {
-        println!("storage-domain: no passthrough disk; backend not implemented yet, shutting down");
+        println!("storage-domain: no passthrough disk; nothing to serve, shutting down");
         return;
     };
     let Some((index, dev)) = rt
