@@ -1,23 +1,160 @@
 //! # net-domain
 //!
-//! A dom0less service domain that will serve netback (Xen netif) to Linux xen-netfront guests, switching their traffic to a passed-through NIC.
+//! A dom0less service domain that serves netback (Xen netif) to unmodified
+//! Linux xen-netfront guests and switches their frames between the vifs
+//! with a learning Ethernet switch.
 //!
-//! Status: foundation shell. It boots on xen-rt, reports itself and stops
-//! cleanly; the backend itself is tracked by its own issue.
+//! Status: with the boot argument `netback=1` it serves every vif the
+//! toolstack creates with this domain as backend (module [`netback`]);
+//! the uplink to a passed-through NIC is not there yet. Without it, the
+//! domain reports itself and stops.
+//!
+//! Design: one event loop on one vCPU. Each round handles the xenstore
+//! watch events (the xenbus state machine of every vif), then the data
+//! path of every vif (its rx backlog, then its tx ring), then sleeps until
+//! an event channel fires or a second passes. Nothing here is `unsafe`;
+//! shared memory is reached through xen-rt's checked accessors and grant
+//! copies only.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+mod netback;
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use xen_rt::hypercall::EvtchnPort;
+use xen_rt::proto::xenbus::ConnectPolicy;
+use xen_rt::time::Instant;
+use xen_rt::xenbus::BackendBus;
+use xen_rt::xenstore::XsOpError;
 use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
 
+/// How often the per-vif counters are printed while they change.
+const STATS_EVERY: Duration = Duration::from_secs(15);
+
 fn main(rt: &mut Runtime) {
     let (major, minor) = rt.xen_version();
     println!(
-        "net-domain: xen-rt {} on Xen {}.{}: backend not implemented yet, shutting down",
+        "net-domain: xen-rt {} on Xen {}.{}",
         xen_rt::VERSION,
         major,
         minor
     );
+    if rt.dt.bootarg("netback") != Some("1") {
+        println!("net-domain: no netback=1 boot argument; shutting down");
+        return;
+    }
+    serve(rt);
+}
+
+/// The netback event loop.
+fn serve(rt: &mut Runtime) {
+    let Some(self_id) = rt.domid() else {
+        println!("net-domain: no domid in xenstore; not serving");
+        return;
+    };
+    let Some(xs_port) = rt.store_port() else {
+        println!("net-domain: no xenstore connection; not serving");
+        return;
+    };
+    let mut bus = match rt.store() {
+        Ok(mut store) => {
+            match BackendBus::new(&mut store, self_id, "vif", ConnectPolicy::OnConnected) {
+                Ok(b) => b,
+                Err(e) => {
+                    println!("net-domain: watching backend/vif failed: {e:?}");
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            println!("net-domain: xenstore: {e:?}");
+            return;
+        }
+    };
+    println!(
+        "net-domain: netback serving as dom{} (max {} queues per vif) at +{} ms",
+        self_id.0,
+        netback::MAX_QUEUES,
+        rt.booted_at().elapsed().as_millis()
+    );
+    let mut nb = netback::Netback::new();
+    let mut ports: Vec<EvtchnPort> = Vec::new();
+    let mut next_stats = Instant::now().after(STATS_EVERY);
+    // Rounds and the time spent in the data path since the last report.
+    let (mut rounds, mut work) = (0u64, Duration::ZERO);
+    loop {
+        let busy;
+        {
+            let Ok((mut store, grants, foreign)) = rt.store_and_grants() else {
+                println!("net-domain: xenstore lost; stopping");
+                return;
+            };
+            loop {
+                match store.next_watch_event(Duration::ZERO) {
+                    Ok((path, token)) => {
+                        if bus.owns(&path, &token) {
+                            let mut drv = netback::Driver {
+                                grants: &mut *grants,
+                                foreign: &mut *foreign,
+                                nb: &mut nb,
+                            };
+                            bus.handle_event(&mut store, &mut drv, &path, &token);
+                        }
+                    }
+                    Err(XsOpError::TimedOut) => break,
+                    Err(e) => {
+                        println!("net-domain: watch: {e:?}");
+                        break;
+                    }
+                }
+            }
+            let t = Instant::now();
+            busy = nb.round(store.events());
+            work += t.elapsed();
+            rounds += 1;
+            for (fe, devid, reason) in nb.take_failed() {
+                let mut drv = netback::Driver {
+                    grants: &mut *grants,
+                    foreign: &mut *foreign,
+                    nb: &mut nb,
+                };
+                bus.fail_device(&mut store, &mut drv, fe, devid, &reason);
+            }
+            bus.tick(&mut store);
+            for p in nb.to_close.drain(..) {
+                let _ = store.events().close(p);
+            }
+        }
+        if Instant::now() >= next_stats {
+            if nb.print_stats() {
+                println!(
+                    "net-domain: {rounds} rounds, data path {} ms in {} s",
+                    work.as_millis(),
+                    STATS_EVERY.as_secs()
+                );
+            }
+            (rounds, work) = (0, Duration::ZERO);
+            next_stats = Instant::now().after(STATS_EVERY);
+        }
+        if busy {
+            continue;
+        }
+        ports.clear();
+        ports.push(xs_port);
+        nb.ports(&mut ports);
+        let _ = rt
+            .events
+            .wait_any(&ports, Some(Instant::now().after(Duration::from_secs(1))));
+        // Every port is looked at in the next round: clear them all.
+        for p in &ports {
+            rt.events.take(*p);
+        }
+    }
 }

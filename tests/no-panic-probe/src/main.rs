@@ -17,7 +17,8 @@
 //! * `xen_proto::blkif`: `Request::parse`, the request view, responses;
 //! * `xen_proto::netif`: `parse_tx_packet` over a whole peer-written tx
 //!   ring (fragments, extras, responses), `RxRequest::parse`,
-//!   `RxResponse`, the extra-info codec and the slot offsets;
+//!   `RxResponse`, the extra-info codec and the slot offsets; the
+//!   switch (`MacTable::forward`, `Header::parse`) and `RxLayout`;
 //! * `vchan`: `Client::connect` over a peer-written header, then
 //!   `Vchan::{try_read, try_write, data_ready, buffer_space, peer_state}`.
 //!
@@ -256,6 +257,44 @@ fn netif_paths() {
         black_box(netif::encode_rx_extra(&e));
     }
     black_box(netif::rx_slot_offset(black_box(300)));
+    netif_switch_paths();
+}
+
+/// The switch and the rx layout over a peer-written frame (net-domain).
+fn netif_switch_paths() {
+    use xen_proto::netif::switch::{Header, MacTable};
+    use xen_proto::netif::{self, Gso, RxFeatures, RxLayout, RxSlot};
+    let mut raw = [0u8; 64];
+    let frame = opaque_bytes(&mut raw);
+    let mut table = MacTable::new();
+    let (port, now) = black_box((3u32, 1000u64));
+    black_box(table.forward(frame, port, now));
+    black_box(table.forward(frame, black_box(4), now));
+    black_box(Header::parse(frame));
+    table.forget_port(black_box(4));
+    let (len, csum, valid, ipv6) = black_box((65_000usize, true, false, false));
+    let gso = Gso::new(black_box(1448), black_box(1), 0).ok();
+    let features = black_box(RxFeatures {
+        sg: true,
+        gso_tcpv4: true,
+        gso_tcpv6: false,
+        csum: true,
+        ipv6_csum: false,
+    });
+    if let Ok(l) = RxLayout::new(len, csum, valid, gso, ipv6, &features) {
+        for k in 0..=l.slots() {
+            match l.slot(k) {
+                Some(RxSlot::Data { start, len, flags }) => {
+                    black_box(netif::RxResponse::data(1, 0, len, flags));
+                    black_box(start);
+                }
+                Some(RxSlot::Extra(b)) => {
+                    black_box(b);
+                }
+                None => {}
+            }
+        }
+    }
 }
 
 /// Shared pages the "peer" writes: opaque contents.

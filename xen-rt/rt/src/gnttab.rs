@@ -233,6 +233,19 @@ pub fn copy_to(peer: DomId, gref: GrantRef, offset: u16, data: &[u8]) -> Result<
     mem::grant_copy_to(peer, gref, offset, data).map_err(Into::into)
 }
 
+pub use crate::mem::{CopyBuffer, CopySegment};
+
+/// Copies many pieces between the peers' granted pages and a local buffer
+/// with as few GNTTABOP_copy hypercalls as possible; `ok[i]` tells whether
+/// segment `i` was copied (see [`mem::grant_copy_batch`]).
+pub fn copy_batch(
+    segs: &[CopySegment],
+    buf: CopyBuffer<'_>,
+    ok: &mut [bool],
+) -> Result<(), GrantError> {
+    mem::grant_copy_batch(segs, buf, ok).map_err(Into::into)
+}
+
 /// One of our pages, granted to a peer.
 #[must_use = "a granted page must be returned with GrantTable::end_access"]
 pub struct GrantedPage {

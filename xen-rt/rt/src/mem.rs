@@ -489,6 +489,119 @@ pub fn grant_copy_to(
     Ok(())
 }
 
+/// One piece of a batched grant copy ([`grant_copy_batch`]): `len` bytes
+/// at `offset` in `peer`'s granted page `gref`, and at `at` in the local
+/// buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopySegment {
+    pub peer: xen_hypercall::DomId,
+    pub gref: xen_hypercall::GrantRef,
+    pub offset: u16,
+    pub at: usize,
+    pub len: u16,
+}
+
+/// The local side of a batched grant copy.
+pub enum CopyBuffer<'a> {
+    /// Copy from the peers' pages into this buffer.
+    Fill(&'a mut [u8]),
+    /// Copy this buffer into the peers' pages (granted writable).
+    Drain(&'a [u8]),
+}
+
+/// Copy ops issued per GNTTABOP_copy hypercall.
+const COPY_BATCH: usize = 64;
+
+/// Carries out every segment with as few GNTTABOP_copy hypercalls as
+/// possible (a segment straddling two of our pages becomes two ops).
+/// `ok[i]` (for `i < segs.len()`) tells whether segment `i` was copied.
+/// `Err` if a segment lies outside the buffer or its page (nothing is
+/// copied then), if `ok` is too short, or if a hypercall failed.
+pub fn grant_copy_batch(
+    segs: &[CopySegment],
+    mut buf: CopyBuffer<'_>,
+    ok: &mut [bool],
+) -> Result<(), xen_hypercall::Error> {
+    use xen_hypercall::abi::GnttabCopy;
+    let bad = xen_hypercall::Error::Grant(xen_hypercall::GrantStatus::BadCopyArg);
+    let (base, size, fill) = match &mut buf {
+        CopyBuffer::Fill(b) => (b.as_mut_ptr() as usize, b.len(), true),
+        CopyBuffer::Drain(b) => (b.as_ptr() as usize, b.len(), false),
+    };
+    let fits = |s: &CopySegment| {
+        usize::from(s.offset) + usize::from(s.len) <= PAGE_SIZE
+            && s.at
+                .checked_add(usize::from(s.len))
+                .is_some_and(|e| e <= size)
+    };
+    if ok.len() < segs.len() || !segs.iter().all(fits) {
+        return Err(bad);
+    }
+    let mut ops = [GnttabCopy::default(); COPY_BATCH];
+    let mut owner = [0usize; COPY_BATCH];
+    let mut n = 0;
+    for (i, s) in segs.iter().enumerate() {
+        if let Some(f) = ok.get_mut(i) {
+            *f = true;
+        }
+        let mut done = 0usize;
+        while done < usize::from(s.len) {
+            let local = base + s.at + done;
+            let len = (PAGE_SIZE - local % PAGE_SIZE).min(usize::from(s.len) - done);
+            let (pfn, loff) = (
+                xen_hypercall::Pfn(pfn_of(local)),
+                (local % PAGE_SIZE) as u16,
+            );
+            let remote = s.offset + done as u16;
+            let (Some(op), Some(o)) = (ops.get_mut(n), owner.get_mut(n)) else {
+                return Err(bad);
+            };
+            *op = if fill {
+                GnttabCopy::from_grant(s.peer, s.gref, remote, pfn, loff, len as u16)
+            } else {
+                GnttabCopy::to_grant(pfn, loff, s.peer, s.gref, remote, len as u16)
+            };
+            *o = i;
+            n += 1;
+            done += len;
+            if n == COPY_BATCH {
+                copy_ops(&mut ops[..n], &owner[..n], ok, &mut buf)?;
+                n = 0;
+            }
+        }
+    }
+    copy_ops(&mut ops[..n], &owner[..n], ok, &mut buf)
+}
+
+/// Issues one GNTTABOP_copy for `ops` (built by [`grant_copy_batch`] over
+/// `_buf`) and clears `ok[owner[k]]` for every op that failed.
+fn copy_ops(
+    ops: &mut [xen_hypercall::abi::GnttabCopy],
+    owner: &[usize],
+    ok: &mut [bool],
+    _buf: &mut CopyBuffer<'_>,
+) -> Result<(), xen_hypercall::Error> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: every op was built by grant_copy_batch from a segment checked
+    // to lie inside the buffer `_buf` borrows exclusively here (frames and
+    // offsets computed from its address, lengths bounded by its length and
+    // cut at our page boundaries); with `Fill` that buffer is a `&mut`, so
+    // no other live reference covers the bytes Xen writes; with `Drain` Xen
+    // only reads them. The buffer is our own identity-mapped RAM; the
+    // peers' side is checked by Xen.
+    unsafe { xen_hypercall::gnttab_copy(ops)? };
+    for (op, i) in ops.iter().zip(owner) {
+        if op.status().into_result().is_err()
+            && let Some(f) = ok.get_mut(*i)
+        {
+            *f = false;
+        }
+    }
+    Ok(())
+}
+
 /// Gives the heap the RAM between the end of the image and the end of the
 /// RAM bank.
 pub fn init_heap(heap: &linked_list_allocator::LockedHeap, start: usize, end: usize) {

@@ -6,6 +6,7 @@
 pub mod blk;
 pub mod blkdisk;
 pub mod hello;
+pub mod net;
 pub mod panic;
 pub mod vchan;
 
@@ -167,6 +168,7 @@ pub fn evaluate(input: &Input) -> Report {
         "vchan" => Some(vchan::checks(input)),
         "blkdisk" => Some(blkdisk::checks(input)),
         "blk" => Some(blk::checks(input)),
+        "net" => Some(net::checks(input)),
         _ => None,
     };
     if let Some(s) = specific {

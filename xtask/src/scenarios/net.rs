@@ -1,0 +1,307 @@
+//! Checks for the `net` scenario (tests/scenarios/net.toml): net-domain
+//! serving netback to two Linux netfront guests and switching between them.
+//!
+//! The guests print `=== GUEST(x) <WHAT> RESULT OK|FAIL ...` lines and
+//! their eth0 counters before every unbind; dom0 prints the xenbus states
+//! of both vifs; the net domain prints a vif's counters when it closes.
+//! guest-b's vif connects 11 times (10 detach/attach cycles). The counters
+//! of both sides must agree exactly, connection by connection: what a
+//! guest sent is what its switch port received, what a port gave its guest
+//! is what the guest received (netfront counts received bytes without the
+//! 14-byte Ethernet header), and every frame a port received went to the
+//! other guest's port or was counted as dropped.
+
+use super::{Check, Input, Report};
+use regex::Regex;
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("static regex")
+}
+
+/// Bytes each transfer moves.
+const TRANSFER_BYTES: u64 = 64 << 20;
+/// Guests: (role, domid).
+const GUESTS: [(&str, u32); 2] = [("a", 2), ("b", 3)];
+const ETH_HLEN: u64 = 14;
+/// guest-b's detach/attach cycles.
+const CYCLES: usize = 10;
+
+/// A `RESULT OK|FAIL` line of a guest: (ok, rest of the line, time).
+fn result(input: &Input, guest: &str, what: &str) -> Option<(bool, String, f64)> {
+    let (t, c) = input.find(&re(&format!(
+        r"=== GUEST\({guest}\) {what} RESULT (OK|FAIL)(.*)"
+    )))?;
+    Some((&c[1] == "OK", c[2].trim().to_string(), t))
+}
+
+fn push_result(r: &mut Report, input: &Input, name: &str, guest: &str, what: &str) {
+    let res = result(input, guest, what);
+    r.checks.push(Check::new(
+        name,
+        res.as_ref().is_some_and(|(ok, _, _)| *ok),
+        res.as_ref().map_or(
+            format!("guest-{guest} never printed its {what} result"),
+            |(ok, rest, t)| format!("{} {rest} at +{t:.1} s", if *ok { "OK" } else { "FAIL" }),
+        ),
+    ));
+}
+
+/// Eight numbers of a counters line: rx pkts, bytes, err(s), drop, then
+/// tx the same.
+fn eight(c: &regex::Captures) -> Option<[u64; 8]> {
+    let mut v = [0u64; 8];
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = c.get(i + 1)?.as_str().parse().ok()?;
+    }
+    Some(v)
+}
+
+/// The net domain's counters of each connection of a vif, from its
+/// `closed` lines, in order.
+fn vif_counters(input: &Input, domid: u32) -> Vec<[u64; 8]> {
+    let re = re(&format!(
+        r"netback: vif {domid}/0 closed: rx (\d+) pkts (\d+) B (\d+) err (\d+) drop, tx (\d+) pkts (\d+) B (\d+) err (\d+) drop"
+    ));
+    input
+        .lines
+        .iter()
+        .filter_map(|(_, l)| re.captures(l).as_ref().and_then(eight))
+        .collect()
+}
+
+/// A guest's eth0 counters before each unbind, in order.
+fn guest_counters(input: &Input, guest: &str) -> Vec<[u64; 8]> {
+    let re = re(&format!(
+        r"=== GUEST\({guest}\) COUNTERS rx=(\d+)/(\d+)/(\d+)/(\d+) tx=(\d+)/(\d+)/(\d+)/(\d+)"
+    ));
+    input
+        .lines
+        .iter()
+        .filter_map(|(_, l)| re.captures(l).as_ref().and_then(eight))
+        .collect()
+}
+
+/// One transfer: the sender's and the receiver's lines agree.
+fn transfer(r: &mut Report, input: &Input, from: &str, to: &str, port: u32) {
+    let send = input.find(&re(&format!(
+        r"=== GUEST\({from}\) SEND RESULT (OK|FAIL) port={port} bytes=(\d+) md5=([0-9a-f]+) secs=([\d.]+)"
+    )));
+    let recv = input.find(&re(&format!(
+        r"=== GUEST\({to}\) RECV RESULT (OK|FAIL) port={port} md5=([0-9a-f]+)"
+    )));
+    let (ok, detail) = match (&send, &recv) {
+        (Some((_, s)), Some((_, d))) => {
+            let bytes: u64 = s[2].parse().unwrap_or(0);
+            let secs: f64 = s[4].parse().unwrap_or(0.0);
+            let ok = &s[1] == "OK" && bytes == TRANSFER_BYTES && s[3] == d[2];
+            let rate = bytes as f64 / 1e6 / secs.max(1e-3);
+            r.timings.push(format!(
+                "tcp {from} -> {to}: {} MiB in {secs:.2} s ({rate:.1} MB/s)",
+                bytes >> 20
+            ));
+            (
+                ok,
+                format!(
+                    "{} MiB, sent md5 {} received md5 {}, {rate:.1} MB/s",
+                    bytes >> 20,
+                    &s[3],
+                    &d[2]
+                ),
+            )
+        }
+        (None, _) => (false, format!("guest-{from} never reported its send")),
+        (_, None) => (false, format!("guest-{to} never reported what it received")),
+    };
+    r.checks
+        .push(Check::new(&format!("tcp-64mib-{from}-to-{to}"), ok, detail));
+}
+
+pub fn checks(input: &Input) -> Report {
+    let mut r = Report::default();
+
+    let serving = input.find(&re(
+        r"net-domain: netback serving as dom1 \(max (\d+) queues per vif\) at \+(\d+) ms",
+    ));
+    r.checks.push(Check::new(
+        "netback-serving",
+        serving.is_some(),
+        serving
+            .as_ref()
+            .map_or("no `netback serving` line".into(), |(t, c)| {
+                format!(
+                    "max {} queues, serving {} ms after domain start (+{t:.1} s)",
+                    &c[1], &c[2]
+                )
+            }),
+    ));
+
+    for (g, d) in GUESTS {
+        let states = input.find(&re(&format!(
+            r"=== DOM0: net vif dom{d} states backend=(\d) frontend=(\d)"
+        )));
+        let conn = input.find(&re(&format!(
+            r"netback: vif {d}/0 connected: mac (\S*) (\d+) queue\(s\) sg (\d) gso (\d)/(\d)"
+        )));
+        r.checks.push(Check::new(
+            &format!("vif-connected-{g}"),
+            states
+                .as_ref()
+                .is_some_and(|(_, c)| &c[1] == "4" && &c[2] == "4")
+                && conn.is_some(),
+            format!(
+                "xenstore: {}; netback: {}",
+                states
+                    .as_ref()
+                    .map_or("no state line".into(), |(t, c)| format!(
+                        "backend {} frontend {} at +{t:.1} s",
+                        &c[1], &c[2]
+                    )),
+                conn.as_ref()
+                    .map_or("no `connected` line".into(), |(_, c)| format!(
+                        "mac {} {} queue(s) sg {} gso {}/{}",
+                        &c[1], &c[2], &c[3], &c[4], &c[5]
+                    ))
+            ),
+        ));
+    }
+    push_result(&mut r, input, "link-up-a", "a", "LINK");
+    push_result(&mut r, input, "link-up-b", "b", "LINK");
+    push_result(&mut r, input, "ping-100", "a", "PING");
+    if let Some((_, c)) = input.find(&re(
+        r"=== GUEST\(a\) PING RESULT .*rtt_min/avg/max=([\d.]+)/([\d.]+)/([\d.]+)",
+    )) {
+        r.timings.push(format!(
+            "ping a -> b: rtt min {} avg {} max {} ms",
+            &c[1], &c[2], &c[3]
+        ));
+    }
+    transfer(&mut r, input, "a", "b", 5001);
+    transfer(&mut r, input, "b", "a", 5002);
+
+    // Counters: each connection of a guest against its port, and the
+    // ports against each other (every frame a port received went to the
+    // other guest's port, or was dropped at the ingress port).
+    let vifs: Vec<Vec<[u64; 8]>> = GUESTS
+        .iter()
+        .map(|(_, d)| vif_counters(input, *d))
+        .collect();
+    let guests: Vec<Vec<[u64; 8]>> = GUESTS
+        .iter()
+        .map(|(g, _)| guest_counters(input, g))
+        .collect();
+    for (k, (g, d)) in GUESTS.iter().enumerate() {
+        let (ports, seen) = (&vifs[k], &guests[k]);
+        let want = if *g == "b" { CYCLES + 1 } else { 1 };
+        let mut bad = Vec::new();
+        for (n, (v, s)) in ports.iter().zip(seen).enumerate() {
+            let sent = s[4] == v[0] && s[5] == v[1];
+            let got = s[0] == v[4] && s[1] + ETH_HLEN * s[0] == v[5];
+            let clean = v[2] == 0 && v[6] == 0 && s[2] == 0 && s[6] == 0;
+            if !(sent && got && clean) {
+                bad.push(format!(
+                    "connection {n}: guest tx {}/{} port rx {}/{}, port tx {}/{} guest rx {}/{}+hdr, errors {}/{}/{}/{}",
+                    s[4], s[5], v[0], v[1], v[4], v[5], s[0], s[1], v[2], v[6], s[2], s[6]
+                ));
+            }
+        }
+        let sum = |vs: &[[u64; 8]], i: usize| vs.iter().map(|v| v[i]).sum::<u64>();
+        let other = &vifs[1 - k];
+        let (rx, dropped) = (sum(ports, 0), sum(ports, 3));
+        let delivered = sum(other, 4) + sum(other, 6) + sum(other, 7);
+        let ok = ports.len() == want
+            && seen.len() == want
+            && bad.is_empty()
+            && rx == dropped + delivered;
+        r.checks.push(Check::new(
+            &format!("counters-consistent-{g}"),
+            ok,
+            format!(
+                "{} connection(s) of dom{d} (want {want}), {} guest snapshots; port rx {rx} = {dropped} dropped + {delivered} to dom{}; guest tx {} / rx {} pkts in total{}",
+                ports.len(),
+                seen.len(),
+                GUESTS[1 - k].1,
+                sum(seen, 4),
+                sum(seen, 0),
+                bad.first().map_or(String::new(), |b| format!("; MISMATCH {b}"))
+            ),
+        ));
+    }
+
+    // guest-b: 2 queues, and 10 detach/attach cycles with traffic.
+    let mq = input.find(&re(r"netback: vif 3/0 connected: mac \S* (\d+) queue\(s\)"));
+    r.checks.push(Check::new(
+        "multi-queue-b",
+        mq.as_ref().is_some_and(|(_, c)| &c[1] == "2"),
+        mq.as_ref()
+            .map_or("guest-b's vif never connected".into(), |(_, c)| {
+                format!("guest-b's vif connected with {} queues (want 2)", &c[1])
+            }),
+    ));
+    if let Some((_, c)) = input.find(&re(r"netback: vif 3/0 packets per tx queue: \[([\d, ]*)\]")) {
+        r.timings.push(format!(
+            "guest-b packets per tx queue (first connection): {}",
+            &c[1]
+        ));
+    }
+    push_result(&mut r, input, "reattach-10-cycles", "b", "CYCLES");
+    let connects = input
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("netback: vif 3/0 connected"))
+        .count();
+    let cycles_done = input.find(&re(r"=== DOM0: net cycles done: (\d+) of (\d+)"));
+    r.checks.push(Check::new(
+        "reattach-backend",
+        connects == CYCLES + 1 && cycles_done.as_ref().is_some_and(|(_, c)| c[1] == c[2]),
+        format!(
+            "{connects} connections of guest-b's vif (want {}); dom0: {}",
+            CYCLES + 1,
+            cycles_done
+                .as_ref()
+                .map_or("no cycles line".into(), |(_, c)| format!(
+                    "{} of {} cycles",
+                    &c[1], &c[2]
+                ))
+        ),
+    ));
+
+    let fatal: Vec<&str> = input
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("xenbus: closing /local/domain/1/backend/vif"))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    r.checks.push(Check::new(
+        "no-frontend-failed",
+        fatal.is_empty(),
+        fatal
+            .first()
+            .map_or("no vif was closed for a protocol error".into(), |l| {
+                l.to_string()
+            }),
+    ));
+    let detached = input
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("=== DOM0: net detach") && l.contains("rc=0"))
+        .count();
+    r.checks.push(Check::new(
+        "vifs-detached",
+        detached == 2 + CYCLES,
+        format!(
+            "{detached} xl network-detach with rc=0 (want {})",
+            2 + CYCLES
+        ),
+    ));
+    if let Some((_, c)) = input.find(&re(r"=== GUEST\(a\) LOOPBACK bytes=(\d+) secs=([\d.]+)")) {
+        let (bytes, secs) = (
+            c[1].parse::<f64>().unwrap_or(0.0),
+            c[2].parse::<f64>().unwrap_or(0.0),
+        );
+        r.timings.push(format!(
+            "tcp over loopback inside guest a (no net domain): {:.1} MB/s",
+            bytes / 1e6 / secs.max(1e-3)
+        ));
+    }
+    r
+}
