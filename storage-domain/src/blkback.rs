@@ -677,27 +677,42 @@ fn transfer(
         .ok_or_else(|| format!("transfer of {total} bytes"))?;
     let sector = base + t.sector;
     let block = usize::try_from(sector).map_err(|_| format!("sector {sector}"))?;
+    // All segments in one batched grant copy (one hypercall per 64 pieces).
+    let mut segs = [gnttab::CopySegment::default(); blkif::MAX_TRANSFER_SEGMENTS];
+    let mut at = 0usize;
+    for (slot, seg) in segs.iter_mut().zip(t.segments()) {
+        *slot = gnttab::CopySegment {
+            peer,
+            gref: GrantRef(seg.gref),
+            offset: seg.offset(),
+            at,
+            len: seg.len(),
+        };
+        at += usize::from(seg.len());
+    }
+    let segs = &segs[..t.segments().len()];
+    let mut ok = [false; blkif::MAX_TRANSFER_SEGMENTS];
+    let failed = |ok: &[bool]| {
+        segs.iter()
+            .zip(ok)
+            .find(|(_, ok)| !**ok)
+            .map(|(s, _)| s.gref.0)
+    };
     if write {
-        let mut at = 0usize;
-        for seg in t.segments() {
-            let len = usize::from(seg.len());
-            let piece = buf.get_mut(at..at + len).ok_or("segment size")?;
-            gnttab::copy_from(peer, GrantRef(seg.gref), seg.offset(), piece)
-                .map_err(|e| format!("grant copy from gref {}: {e:?}", seg.gref))?;
-            at += len;
+        gnttab::copy_batch(segs, gnttab::CopyBuffer::Fill(buf), &mut ok)
+            .map_err(|e| format!("grant copy from the frontend: {e:?}"))?;
+        if let Some(g) = failed(&ok) {
+            return Err(format!("grant copy from gref {g} failed"));
         }
         disk.write_blocks(block, buf)
             .map_err(|e| format!("disk write at {sector}: {e}"))?;
     } else {
         disk.read_blocks(block, buf)
             .map_err(|e| format!("disk read at {sector}: {e}"))?;
-        let mut at = 0usize;
-        for seg in t.segments() {
-            let len = usize::from(seg.len());
-            let piece = buf.get(at..at + len).ok_or("segment size")?;
-            gnttab::copy_to(peer, GrantRef(seg.gref), seg.offset(), piece)
-                .map_err(|e| format!("grant copy to gref {}: {e:?}", seg.gref))?;
-            at += len;
+        gnttab::copy_batch(segs, gnttab::CopyBuffer::Drain(buf), &mut ok)
+            .map_err(|e| format!("grant copy to the frontend: {e:?}"))?;
+        if let Some(g) = failed(&ok) {
+            return Err(format!("grant copy to gref {g} failed"));
         }
     }
     Ok(())
