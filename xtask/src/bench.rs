@@ -107,6 +107,8 @@ pub struct BlkOpts {
     pub mems: Vec<u32>,
     /// Do not take the qemu lock (the caller holds it).
     pub no_lock: bool,
+    /// The xtask binary the runs use (a private copy, see [`blk`]).
+    pub exe: PathBuf,
 }
 
 impl Default for BlkOpts {
@@ -115,6 +117,7 @@ impl Default for BlkOpts {
             seconds: 5.0,
             mems: vec![8, 4, 2],
             no_lock: false,
+            exe: PathBuf::new(),
         }
     }
 }
@@ -144,9 +147,16 @@ pub struct Run {
     pub t_attach: Option<f64>,
     pub t_initwait: Option<f64>,
     pub wall_s: f64,
-    pub load: (String, String),
+    /// Waiting for the qemu lock before the run.
+    pub lock_wait_s: f64,
+    /// Last log timestamp: time in qemu.
+    pub qemu_s: Option<f64>,
+    /// Host 1-minute load average during the run: (mean, max).
+    pub load: (f64, f64),
     pub log: PathBuf,
     pub first_error: Option<String>,
+    /// Xen's panic message (e.g. a domain it could not build).
+    pub xen_panic: Option<String>,
 }
 
 /// The table's rows: label, blkload test, queue depth, IOPS (else MB/s).
@@ -210,6 +220,9 @@ impl Run {
         if let Some(e) = &self.first_error {
             why.push(format!("first error: {e}"));
         }
+        if let Some(p) = &self.xen_panic {
+            why.push(format!("Xen panic: {p}"));
+        }
         why.join("; ")
     }
 }
@@ -233,6 +246,7 @@ pub fn parse_run(lines: &[(f64, String)]) -> Run {
     r.t_dom0_setup = first(&re(r"^=== DOM0 SETUP DONE"));
     r.t_attach = first(&re(r"^=== DOM0: bench attach start"));
     r.t_initwait = first(&re(r"^=== DOM0: bench INITWAIT"));
+    r.xen_panic = xen_panic(lines);
     for (_, l) in lines {
         if let Some(c) = fig.captures(l) {
             let f = Figure {
@@ -312,14 +326,13 @@ fn run_variant(
     std::fs::write(&path, &text)?;
     let m = Manifest::load(&path)?;
     ensure!(m.name == name, "variant manifest has name {}", m.name);
-    let exe = std::env::current_exe().context("locating xtask")?;
-    let mut c = if o.no_lock {
-        Command::new(&exe)
-    } else {
-        let mut c = Command::new("flock");
-        c.arg(QEMU_LOCK).arg(&exe);
-        c
-    };
+    // Only this invocation's logs count: remove any left from earlier runs.
+    let log = paths.logs.join(format!("{name}.log"));
+    let cal_log = paths.logs.join(format!("{name}-calibrate.log"));
+    for f in [&log, &cal_log] {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut c = Command::new(&o.exe);
     c.current_dir(&paths.root)
         .args(["qemu", "--check", "--scenario"])
         .arg(&path);
@@ -334,11 +347,19 @@ fn run_variant(
             format!("waiting for {QEMU_LOCK}")
         }
     ));
-    let load_before = loadavg();
+    let t_lock = Instant::now();
+    let lock = if o.no_lock {
+        None
+    } else {
+        Some(QemuLock::acquire()?)
+    };
+    let lock_wait_s = t_lock.elapsed().as_secs_f64();
+    let sampler = LoadSampler::start();
     let t0 = Instant::now();
     let status = crate::util::run_with_timeout(&mut c, RUN_TIMEOUT)?;
     let wall_s = t0.elapsed().as_secs_f64();
-    let log = paths.logs.join(format!("{name}.log"));
+    let load = sampler.stop();
+    drop(lock);
     let lines = match std::fs::read_to_string(&log) {
         Ok(t) => crate::qemu::parse_log(&t),
         Err(_) => Vec::new(),
@@ -346,13 +367,109 @@ fn run_variant(
     let mut r = parse_run(&lines);
     r.checks_ok = status.is_some_and(|s| s.success());
     r.wall_s = wall_s;
-    r.load = (load_before, loadavg());
-    r.log = log;
+    r.lock_wait_s = lock_wait_s;
+    r.qemu_s = lines.last().map(|(t, _)| *t);
+    r.load = load;
+    if r.xen_panic.is_none() {
+        // A domain Xen could not build shows up in the calibration boot.
+        let cal = std::fs::read_to_string(&cal_log).unwrap_or_default();
+        r.xen_panic = xen_panic(&crate::qemu::parse_log(&cal));
+    }
+    // A run that ended in its calibration boot has only that log.
+    r.log = if !log.exists() && cal_log.exists() {
+        cal_log
+    } else {
+        log
+    };
     step(&format!(
-        "bench run {name}: {} in {wall_s:.0} s",
+        "bench run {name}: {} in {wall_s:.0} s (after {lock_wait_s:.0} s waiting for the lock)",
         r.failure()
     ));
     Ok(r)
+}
+
+/// Xen's panic reason (the line after `Panic on CPU n:`), if any.
+fn xen_panic(lines: &[(f64, String)]) -> Option<String> {
+    let i = lines
+        .iter()
+        .position(|(_, l)| l.contains("(XEN) Panic on CPU"))?;
+    lines
+        .get(i + 1)
+        .map(|(_, l)| l.trim_start_matches("(XEN)").trim().to_string())
+}
+
+/// The host-wide qemu lock, held by a `flock` child for as long as this
+/// value lives (its stdin is our pipe: when we drop it, or die, the
+/// child's `cat` sees EOF and the lock is released).
+struct QemuLock {
+    child: std::process::Child,
+}
+
+impl QemuLock {
+    fn acquire() -> Result<QemuLock> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new("flock")
+            .args([QEMU_LOCK, "sh", "-c", "echo locked; exec cat >/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("running flock (util-linux)")?;
+        let mut line = String::new();
+        let out = child.stdout.take().context("flock stdout")?;
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        ensure!(line.trim() == "locked", "flock {QEMU_LOCK} failed");
+        Ok(QemuLock { child })
+    }
+}
+
+impl Drop for QemuLock {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Samples the host's 1-minute load average every 5 s during a run.
+struct LoadSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl LoadSampler {
+    fn start() -> LoadSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let mut k = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if k.is_multiple_of(50)
+                    && let Some(x) = loadavg()
+                        .split_whitespace()
+                        .next()
+                        .and_then(|x| x.parse().ok())
+                {
+                    v.push(x);
+                }
+                k += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            v
+        });
+        LoadSampler { stop, thread }
+    }
+
+    /// (mean, max) of the samples.
+    fn stop(self) -> (f64, f64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let v = self.thread.join().unwrap_or_default();
+        if v.is_empty() {
+            return (0.0, 0.0);
+        }
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        (mean, v.iter().copied().fold(0.0, f64::max))
+    }
 }
 
 /// Result of the storage-domain memory probe: (MiB, run).
@@ -373,6 +490,29 @@ pub fn blk(paths: &Paths, o: &BlkOpts, command: &str) -> Result<bool> {
         .map(|d| d.memory_mb)
         .context("blk-ours.toml has no storage-domain")?;
     let started = crate::util::utc_stamp();
+    // The runs use a copy of this very binary: a `cargo build` elsewhere
+    // during the benchmark must not swap xtask under it.
+    let dir = paths.target.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let exe = dir.join(format!("xtask.{}", std::process::id()));
+    std::fs::copy("/proc/self/exe", &exe).context("copying the xtask binary")?;
+    let o = &BlkOpts {
+        exe: exe.clone(),
+        ..o.clone()
+    };
+    let result = blk_runs(paths, o, command, &started, main_mem, t0);
+    let _ = std::fs::remove_file(&exe);
+    result
+}
+
+fn blk_runs(
+    paths: &Paths,
+    o: &BlkOpts,
+    command: &str,
+    started: &str,
+    main_mem: u32,
+    t0: Instant,
+) -> Result<bool> {
     let ours = run_variant(paths, OURS, "bench-blk-ours", None, o)?;
     let image = std::fs::metadata(crate::images::image_path(paths, "storage-domain"))
         .map(|m| m.len())
@@ -402,7 +542,7 @@ pub fn blk(paths: &Paths, o: &BlkOpts, command: &str) -> Result<bool> {
         image,
         linux_sizes,
         command,
-        started: &started,
+        started,
         seconds: o.seconds,
         wall_s: wall,
     });
@@ -491,18 +631,27 @@ pub fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let (ours, linux) = (r.ours, r.linux);
     let mut s = String::new();
+    let run_line = |x: &Run| {
+        format!(
+            "{:.0} s ({}in qemu; {:.0} s waiting for the lock before), host 1-min load average during the run mean {:.2}, max {:.2}",
+            x.wall_s,
+            x.qemu_s.map_or(String::new(), |q| format!("{q:.0} s ")),
+            x.lock_wait_s,
+            x.load.0,
+            x.load.1
+        )
+    };
     let _ = writeln!(
         s,
-        "Measured {} UTC by\n\n    {}\n\n({} s per test; bench wall time {:.0} s; \
-         host load average before/after: ours {} / {}, Linux {} / {}).\n",
+        "Measured {} UTC by\n\n    {}\n\n{} s per test; bench wall time {:.0} s. \
+         storage-domain run: {}. Linux run: {}. \
+         (qemu alone keeps the load near 2 on this 2-core host: more means other work competed.)\n",
         r.started,
         r.command,
         r.seconds,
         r.wall_s,
-        ours.load.0,
-        ours.load.1,
-        linux.load.0,
-        linux.load.1
+        run_line(ours),
+        run_line(linux)
     );
     let _ = writeln!(
         s,
@@ -563,15 +712,14 @@ pub fn render(r: &Report) -> String {
         .filter(|(_, run)| run.passed())
         .map(|(mb, _)| *mb)
         .min();
-    let failed_at = r
-        .probe
-        .iter()
-        .find(|(_, run)| !run.passed())
-        .map(|(mb, _)| *mb);
+    let failed_at = r.probe.iter().find(|(_, run)| !run.passed());
     let mem = match smallest {
         Some(mb) => format!(
             "{mb} MiB{} (goal ≤ {GOAL_MEM_MB} MiB: {})",
-            failed_at.map_or(" (smallest tried)".into(), |f| format!("; {f} MiB failed")),
+            failed_at.map_or(" (smallest tried)".into(), |(f, run)| format!(
+                "; {f} MiB failed: {}",
+                run.failure()
+            )),
             if mb <= GOAL_MEM_MB { "met" } else { "not met" }
         ),
         None => "no size passed".into(),
@@ -711,6 +859,7 @@ mod tests {
         assert_eq!(a.figures.len(), FIGURES.len());
         assert!((a.boot_to_initwait().unwrap() - 18.0).abs() < 1e-9);
         let mut small = parse_run(&sample(1.0, 30.0));
+        small.checks_ok = true;
         small.done = Some(false);
         let probe = vec![(16, a.clone()), (8, a.clone()), (4, small)];
         let text = render(&Report {
@@ -732,7 +881,7 @@ mod tests {
         );
         assert!(text.contains("| 18.0 s | 30.0 s | **1.67**"), "{text}");
         assert!(
-            text.contains("8 MiB; 4 MiB failed (goal ≤ 8 MiB: met)"),
+            text.contains("8 MiB; 4 MiB failed: blkload reported FAIL (goal ≤ 8 MiB: met)"),
             "{text}"
         );
         assert!(text.contains("107.4 KiB; goal ≤ 256 KiB: met"), "{text}");
@@ -741,6 +890,23 @@ mod tests {
         lines[4].1 = lines[4].1.replace("errors=0", "errors=1");
         let c = parse_run(&lines);
         assert_eq!(c.value("seq-read", 1, false), None);
+    }
+
+    #[test]
+    fn xen_panic_reason() {
+        let lines: Vec<(f64, String)> = [
+            "(XEN) ****************************************",
+            "(XEN) Panic on CPU 0:",
+            "(XEN) Unable to find suitable location for dtb+initrd",
+        ]
+        .iter()
+        .map(|l| (0.5, l.to_string()))
+        .collect();
+        assert_eq!(
+            xen_panic(&lines).as_deref(),
+            Some("Unable to find suitable location for dtb+initrd")
+        );
+        assert_eq!(xen_panic(&lines[..1]), None);
     }
 
     #[test]

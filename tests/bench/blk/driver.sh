@@ -1,10 +1,10 @@
 #!/bin/sh
 # The Linux driver domain of `cargo xtask bench blk` (blk-linux.toml): it
 # owns the passed-through disk as /dev/vda and serves it with xen-blkback.
-# No hotplug script runs in a driver domain (xl devd is not here), so this
-# loop does the block script's part: for each new vbd under its backend
-# directory it writes `physical-device` (major:minor of /dev/vda in hex,
-# what xen-blkback's backend_changed watch waits for) and
+# No hotplug script runs in a driver domain (no udev, no xl devd here), so
+# the loop at the end does the block script's part: for each vbd
+# xen-blkback probed it writes `physical-device` (major:minor of /dev/vda
+# in hex, what xen-blkback's backend_changed watch waits for) and
 # `hotplug-status=connected`.
 say() { echo "=== DRIVER $*"; }
 i=0
@@ -22,17 +22,28 @@ if [ "$sig" != "XEN-RT PASSTHROUGH DISK v1 " ]; then
 fi
 dev=$(cat /sys/block/vda/dev)
 hex=$(printf '%x:%x' "${dev%%:*}" "${dev##*:}")
-me=$(xenstore-read domid)
-be=/local/domain/$me/backend/vbd
-say "ready: dom$me /dev/vda $dev ($(cat /sys/block/vda/size) sectors) physical-device $hex"
+say "ready: /dev/vda $dev ($(cat /sys/block/vda/size) sectors) physical-device $hex"
+# What udev's xen-backend rule and the block script do in a full driver
+# domain: each vbd xen-blkback probed shows up as
+# /sys/bus/xen-backend/devices/vbd-<frontend>-<devid> with its xenstore
+# `nodename`. (The toolstack makes backend/vbd itself unreadable for this
+# domain, so xenstore cannot be listed instead.)
+# `seen`: devices handled, so that a connected vbd costs no xenstore
+# traffic (nor processes) while the benchmark runs.
+seen=" "
 while true; do
-    for fe in $(xenstore-list $be 2>/dev/null); do
-        for d in $(xenstore-list $be/$fe 2>/dev/null); do
-            p=$be/$fe/$d
-            xenstore-read $p/physical-device >/dev/null 2>&1 && continue
-            xenstore-write $p/physical-device "$hex" $p/hotplug-status connected
-            say "vbd $fe/$d: physical-device $hex"
-        done
+    now=" "
+    for n in /sys/bus/xen-backend/devices/vbd-*; do
+        [ -e "$n/nodename" ] || continue
+        case "$seen" in *" ${n##*/} "*) now="$now${n##*/} "; continue ;; esac
+        p=$(cat "$n/nodename")
+        if xenstore-read "$p/physical-device" >/dev/null 2>&1; then
+            now="$now${n##*/} "
+        elif xenstore-write "$p/physical-device" "$hex" "$p/hotplug-status" connected; then
+            now="$now${n##*/} "
+            say "${n##*/}: physical-device $hex"
+        fi
     done
+    seen=$now
     usleep 100000
 done

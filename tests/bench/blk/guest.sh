@@ -5,9 +5,11 @@
 SECS=$(sed -n 's/.*secs=\([0-9.]*\).*/\1/p' /proc/cmdline)
 say() { echo "=== GUEST(bench) $*"; }
 i=0
-while [ ! -b /dev/xvdb ] && [ $i -lt 600 ]; do sleep 1; i=$((i + 1)); done
+while [ ! -b /dev/xvdb ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
 if [ ! -b /dev/xvdb ]; then
-    say "RESULT FAIL no xvdb after ${i}s"
+    say "RESULT FAIL no xvdb after ${i}s; xenbus: $(ls /sys/bus/xen/devices | tr '\n' ' ')"
+    dmesg | grep -i -E 'blkfront|xvd|xen' | tail -8
+    echo vbd-51728 > /sys/bus/xen/drivers/vbd/unbind 2>/dev/null
     exit 1
 fi
 q=/sys/block/xvdb/queue
