@@ -29,6 +29,7 @@
 
 use core::fmt;
 
+use crate::le::{u16_at, u32_at, u64_at};
 use crate::ring::shared;
 
 /// Bytes of `struct blkif_request` (a ring entry's request half).
@@ -202,30 +203,6 @@ impl Segment {
 #[derive(Debug, Clone, Copy)]
 pub struct RequestView<'a> {
     bytes: &'a [u8; REQUEST_SIZE],
-}
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
 }
 
 impl<'a> RequestView<'a> {

@@ -51,6 +51,7 @@ pub mod blkif;
 /// Fuzz drivers (feature `fuzzing`, host only; see fuzz/).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod le;
 pub mod netif;
 pub mod ring;
 pub mod xenbus;

@@ -50,6 +50,7 @@
 
 use core::fmt;
 
+use crate::le::{u16_at, u32_at};
 use crate::ring::shared;
 
 pub mod switch;
@@ -176,22 +177,6 @@ pub mod status {
 
 /// A copied tx ring entry.
 pub type TxSlot = [u8; TX_SLOT_SIZE];
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
 
 fn put(b: &mut [u8], off: usize, v: &[u8]) {
     if let Some(d) = b.get_mut(off..off + v.len()) {
