@@ -204,21 +204,11 @@ impl RingPages {
 /// Prints `bytes` as `blkcap <fe>/<devid> <n> <what> <offset> <hex>` lines
 /// of 40 bytes (each fits one 128-character Xen console line).
 fn capture_hex(c: &Conn, what: &str, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (k, chunk) in bytes.chunks(40).enumerate() {
-        let mut line = String::with_capacity(80);
-        for b in chunk {
-            line.push(char::from(HEX[usize::from(b >> 4)]));
-            line.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        println!(
-            "blkcap {}/{} {} {what} {} {line}",
-            c.frontend.0,
-            c.devid,
-            c.requests,
-            k * 40
-        );
-    }
+    xen_rt::console::print_hex_lines(
+        format_args!("blkcap {}/{} {} {what}", c.frontend.0, c.devid, c.requests),
+        0,
+        bytes,
+    );
 }
 
 #[derive(Default, Debug, Clone, Copy)]

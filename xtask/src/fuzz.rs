@@ -119,6 +119,14 @@ pub fn run(paths: &Paths, targets: &[String], seconds: u64) -> Result<bool> {
     Ok(all_ok)
 }
 
+/// Bytes of a hex string (two digits per byte), as xen-rt's
+/// `print_hex_lines` writes them.
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 /// One captured blkif request: the ring entry and, for an indirect
 /// request, its segment descriptors.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -144,10 +152,9 @@ pub fn parse_capture(log: &str) -> Vec<CapturedRequest> {
         let (Ok(n), Ok(off)) = (n.parse::<u64>(), off.parse::<usize>()) else {
             continue;
         };
-        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        let Some(bytes) = bytes else { continue };
+        let Some(bytes) = decode_hex(hex) else {
+            continue;
+        };
         let pos = match out.iter().position(|r| r.frontend == fe && r.number == n) {
             Some(p) => p,
             None => {
@@ -259,10 +266,9 @@ pub fn parse_xs_capture(log: &str) -> std::collections::BTreeMap<u32, Vec<u8>> {
         else {
             continue;
         };
-        let bytes: Option<Vec<u8>> = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        let Some(bytes) = bytes else { continue };
+        let Some(bytes) = decode_hex(hex) else {
+            continue;
+        };
         let v = out.entry(dom).or_default();
         if v.len() == off {
             v.extend_from_slice(&bytes);

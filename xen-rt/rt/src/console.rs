@@ -57,6 +57,23 @@ pub(crate) fn emergency(args: fmt::Arguments<'_>) {
     let _ = Emergency.write_fmt(args);
 }
 
+/// Prints `bytes` as `<prefix> <offset> <hex>` lines of 40 bytes each, so
+/// that every line fits Xen's 128-character console line; `offset` counts
+/// from `base`. Used to capture peer traffic for fuzz seeds (see
+/// `cargo xtask fuzz --import-capture`).
+pub fn print_hex_lines(prefix: fmt::Arguments<'_>, base: usize, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (k, chunk) in bytes.chunks(40).enumerate() {
+        let mut line = [0u8; 80];
+        for (pair, b) in line.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 15)];
+        }
+        let hex = core::str::from_utf8(&line[..chunk.len() * 2]).unwrap_or("");
+        _print(format_args!("{prefix} {} {hex}\n", base + k * 40));
+    }
+}
+
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::console::_print(format_args!($($arg)*)) };

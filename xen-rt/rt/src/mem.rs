@@ -584,13 +584,12 @@ fn copy_ops(
     if ops.is_empty() {
         return Ok(());
     }
-    // SAFETY: every op was built by grant_copy_batch from a segment checked
-    // to lie inside the buffer `_buf` borrows exclusively here (frames and
-    // offsets computed from its address, lengths bounded by its length and
-    // cut at our page boundaries); with `Fill` that buffer is a `&mut`, so
-    // no other live reference covers the bytes Xen writes; with `Drain` Xen
-    // only reads them. The buffer is our own identity-mapped RAM; the
-    // peers' side is checked by Xen.
+    // Every op was built by grant_copy_batch from a segment checked to lie
+    // inside the buffer `_buf` borrows exclusively here (our own
+    // identity-mapped RAM; frames, offsets and lengths from its address and
+    // length, cut at page boundaries); the peers' side is checked by Xen.
+    // SAFETY: with `Fill` the buffer is a `&mut` (no other reference sees
+    // the bytes Xen writes); with `Drain` Xen only reads it.
     unsafe { xen_hypercall::gnttab_copy(ops)? };
     for (op, i) in ops.iter().zip(owner) {
         if op.status().into_result().is_err()

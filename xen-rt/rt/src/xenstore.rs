@@ -225,7 +225,6 @@ impl XenStore {
     /// `xscap <offset> <hex>` lines of 40 bytes (fuzz seeds; see
     /// `cargo xtask fuzz --import-capture`).
     fn capture(bytes: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let left = CAPTURE_BYTES.load(Ordering::Relaxed);
         if left == 0 {
             return;
@@ -233,14 +232,7 @@ impl XenStore {
         let take = bytes.len().min(left);
         CAPTURE_BYTES.store(left - take, Ordering::Relaxed);
         let at = CAPTURED.fetch_add(take, Ordering::Relaxed);
-        for (k, chunk) in bytes[..take].chunks(40).enumerate() {
-            let mut line = String::with_capacity(80);
-            for b in chunk {
-                line.push(char::from(HEX[usize::from(b >> 4)]));
-                line.push(char::from(HEX[usize::from(b & 15)]));
-            }
-            crate::println!("xscap {} {line}", at + k * 40);
-        }
+        crate::console::print_hex_lines(format_args!("xscap"), at, &bytes[..take]);
     }
 
     fn request(
