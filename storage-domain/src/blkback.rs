@@ -25,7 +25,6 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
 
@@ -33,6 +32,7 @@ use xen_rt::gnttab::{self, GrantTable, MappedGrant};
 use xen_rt::hypercall::{DomId, EvtchnPort, GrantRef};
 use xen_rt::mem::ForeignSpace;
 use xen_rt::mem::virtio_hal::XenHal;
+use xen_rt::mem::virtio_queue::{Completed, QueuedBlk};
 use xen_rt::println;
 use xen_rt::proto::blkif::{self, Request, RequestKind, Transfer, Vbd};
 use xen_rt::proto::ring::shared::{self, BackRingIndices, FinalCheck, SRING_HEADER_SIZE};
@@ -59,7 +59,7 @@ pub const RESERVED_SECTORS: u64 = 2048;
 const MAX_RING_PAGE_ORDER: u32 = 4;
 /// Indirect segments advertised (`feature-max-indirect-segments`).
 const MAX_INDIRECT_SEGMENTS: u16 = blkif::MAX_INDIRECT_SEGMENTS as u16;
-/// Bytes of the bounce buffer: the largest transfer.
+/// Bytes of the largest transfer (and of the zeroing buffer of discard).
 pub const BOUNCE_BYTES: usize = blkif::MAX_TRANSFER_SEGMENTS * 4096;
 
 /// A named range of the disk that one vbd serves: `name@start+sectors`,
@@ -148,6 +148,13 @@ pub struct Conn {
     /// [`Blkback::capture`], and requests printed so far by kind.
     capture: u64,
     captured: [u64; 8],
+    /// Unique per connection (a reconnect gets a new one): completions of
+    /// requests from an earlier connection are dropped.
+    serial: u64,
+    /// A flush or discard waiting for the disk's requests in flight.
+    deferred: Option<Request>,
+    /// Responses written but not yet published.
+    unpublished: bool,
 }
 
 /// The shared ring: `2^ring-page-order` pages, each a separately mapped
@@ -257,7 +264,8 @@ pub struct Blkback {
     pub conns: Vec<Conn>,
     /// Event channels of disconnected devices, to close.
     pub to_close: Vec<EvtchnPort>,
-    bounce: Vec<u8>,
+    data: DataPath,
+    next_serial: u64,
 }
 
 impl Blkback {
@@ -267,7 +275,11 @@ impl Blkback {
             capture,
             conns: Vec::new(),
             to_close: Vec::new(),
-            bounce: vec![0u8; BOUNCE_BYTES],
+            data: DataPath {
+                pool: Vec::new(),
+                disk_broken: false,
+            },
+            next_serial: 0,
         }
     }
 
@@ -453,7 +465,11 @@ impl BackendDriver for Driver<'_> {
             counts: Counts::default(),
             capture: self.state.capture,
             captured: [0; 8],
+            serial: self.state.next_serial,
+            deferred: None,
+            unpublished: false,
         });
+        self.state.next_serial += 1;
         Ok(())
     }
 
@@ -496,24 +512,117 @@ fn unmap_ring(grants: &mut GrantTable, foreign: &mut ForeignSpace, ring: RingPag
     }
 }
 
-/// Serves every pending request of `c`. `Ok(true)` if the frontend must be
-/// notified; `Err` (a reason) if it broke the ring protocol.
-pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, String> {
-    let Some(ring) = c.ring.as_ref() else {
-        return Ok(false);
-    };
-    let mut notify = false;
+/// The disk, with the requests it is working on.
+pub type QueuedDisk = QueuedBlk<MmioTransport<'static>, Pending>;
+
+/// Soft limit on data buffers in flight on the disk (one more request may
+/// pass it): a few maximal indirect requests, or many small ones, while
+/// the domain still fits in 8 MiB.
+const MAX_BYTES_IN_FLIGHT: usize = 1 << 20;
+/// Free data buffers kept for reuse, by total capacity.
+const POOL_BYTES: usize = 2 << 20;
+
+/// A request the disk is working on: where its response goes.
+pub struct Pending {
+    /// [`Conn::serial`] of the connection it came from.
+    serial: u64,
+    peer: DomId,
+    id: u64,
+    operation: u8,
+    /// For reads: the frontend's pages the data is copied into.
+    read_into: Option<Transfer>,
+}
+
+/// The data path's state besides the connections: reusable buffers, and
+/// whether the disk's queue is still trustworthy.
+pub struct DataPath {
+    pool: Vec<Vec<u8>>,
+    disk_broken: bool,
+}
+
+/// Outcome of one pass of the data path.
+#[derive(Default)]
+pub struct Pass {
+    /// Event channels to notify.
+    pub notify: Vec<EvtchnPort>,
+    /// Connections that broke the protocol: (frontend, devid, reason).
+    pub failed: Vec<(DomId, u32, String)>,
+    /// Requests the disk finished in this pass.
+    pub completed: usize,
+}
+
+/// One pass of the data path: completes what the disk finished, takes new
+/// requests from every ring while the disk has room, and publishes the
+/// responses.
+pub fn serve_all(b: &mut Blkback, disk: &mut QueuedDisk) -> Pass {
+    let mut pass = Pass::default();
+    while let Some(done) = disk.poll() {
+        match done {
+            Ok(done) => {
+                pass.completed += 1;
+                complete(b, done, &mut pass);
+            }
+            Err(e) => {
+                println!("blkback: disk queue broken: {e:?}; failing every request from now on");
+                b.data.disk_broken = true;
+                break;
+            }
+        }
+    }
+    let (conns, data) = (&mut b.conns, &mut b.data);
+    for c in conns.iter_mut() {
+        if let Err(reason) = take_requests(c, disk, data) {
+            pass.failed.push((c.frontend, c.devid, reason));
+            continue;
+        }
+        match push_responses(c) {
+            Ok(true) => pass.notify.push(c.port),
+            Ok(false) => {}
+            Err(reason) => pass.failed.push((c.frontend, c.devid, reason)),
+        }
+    }
+    pass
+}
+
+/// Whether the disk may take another request now.
+fn disk_has_room(disk: &QueuedDisk) -> bool {
+    disk.has_room() && disk.bytes_in_flight() < MAX_BYTES_IN_FLIGHT
+}
+
+/// Takes requests from `c`'s ring while the disk has room. A flush or
+/// discard waits (in [`Conn::deferred`]) until nothing is in flight.
+fn take_requests(c: &mut Conn, disk: &mut QueuedDisk, data: &mut DataPath) -> Result<(), String> {
+    if c.ring.is_none() {
+        return Ok(());
+    }
     loop {
+        if let Some(req) = c.deferred.take() {
+            if disk.in_flight() > 0 {
+                c.deferred = Some(req);
+                return Ok(());
+            }
+            let st = perform_alone(c, &req, disk, data);
+            respond(c, req.id, req.operation, st)?;
+        }
+        let Some(ring) = c.ring.as_ref() else {
+            return Ok(());
+        };
         // Copy the producer index once; Acquire orders the entry reads.
         let req_prod = ring.load_u32(REQ_PROD, Ordering::Acquire)?;
-        let mut answered = false;
-        while let Some(slot) = c
-            .back
-            .consume_request(req_prod)
-            .map_err(|e| format!("ring index violation: {e:?}"))?
-        {
+        while disk_has_room(disk) {
+            let Some(slot) = c
+                .back
+                .consume_request(req_prod)
+                .map_err(|e| format!("ring index violation: {e:?}"))?
+            else {
+                break;
+            };
             let mut entry = [0u8; blkif::REQUEST_SIZE];
-            ring.copy(ring.slot_offset(slot), Some(&mut entry), &[])?;
+            c.ring.as_ref().ok_or("ring gone")?.copy(
+                ring_slot_offset(c, slot),
+                Some(&mut entry),
+                &[],
+            )?;
             c.requests += 1;
             // Capture kind: the operation, indirect reads and writes apart.
             let kind = match (entry[0], entry[1]) {
@@ -527,50 +636,45 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
                     *n += 1;
                 }
             }
-            let (id, op, status) = match Request::parse(&entry, &c.vbd) {
-                Ok(req) => {
-                    c.counts.note(&req.kind);
-                    let st = match perform(c, &req, disk, bounce, capturing) {
-                        Ok(()) => blkif::status::OKAY,
-                        Err(why) => {
-                            c.errors += 1;
-                            println!("blkback: dom{} request {}: {why}", c.frontend.0, req.id);
-                            blkif::status::ERROR
-                        }
-                    };
-                    (req.id, req.operation, st)
-                }
+            let req = match Request::parse(&entry, &c.vbd) {
+                Ok(req) => req,
                 Err(rej) => {
                     c.errors += 1;
                     println!(
                         "blkback: dom{} request {} op {} rejected: {}",
                         c.frontend.0, rej.id, rej.operation, rej.error
                     );
-                    (rej.id, rej.operation, rej.status())
+                    respond(c, rej.id, rej.operation, rej.status())?;
+                    continue;
                 }
             };
-            let rslot = c
-                .back
-                .next_response_slot()
-                .map_err(|e| format!("response slot: {e:?}"))?;
-            ring.copy(
-                ring.slot_offset(rslot),
-                None,
-                &blkif::encode_response(id, op, status),
-            )?;
-            answered = true;
+            c.counts.note(&req.kind);
+            let transfer = match &req.kind {
+                RequestKind::Read(t) => Ok((*t, false)),
+                RequestKind::Write(t) => Ok((*t, true)),
+                RequestKind::Indirect(ind) => {
+                    indirect_transfer(c, ind, capturing).map(|t| (t, ind.write))
+                }
+                RequestKind::Flush | RequestKind::Discard { .. } => {
+                    if disk.in_flight() > 0 {
+                        c.deferred = Some(req);
+                        return Ok(());
+                    }
+                    let st = perform_alone(c, &req, disk, data);
+                    respond(c, req.id, req.operation, st)?;
+                    continue;
+                }
+            };
+            let started = transfer.and_then(|(t, write)| start(c, &req, t, write, disk, data));
+            if let Err(why) = started {
+                c.errors += 1;
+                println!("blkback: dom{} request {}: {why}", c.frontend.0, req.id);
+                respond(c, req.id, req.operation, blkif::status::ERROR)?;
+            }
         }
-        if answered {
-            // RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: entries, then rsp_prod
-            // (Release), full barrier, then the frontend's rsp_event.
-            let push_old = c.published;
-            let new_prod = c.back.rsp_prod_pvt;
-            ring.store_u32(RSP_PROD, new_prod, Ordering::Release)?;
-            fence(Ordering::SeqCst);
-            let rsp_event = ring.load_u32(RSP_EVENT, Ordering::Acquire)?;
-            let push = c.back.push_responses(push_old, rsp_event);
-            c.published = push.new_prod;
-            notify |= push.notify;
+        if !disk_has_room(disk) {
+            // More may be waiting; the caller polls while the disk works.
+            return Ok(());
         }
         // RING_FINAL_CHECK_FOR_REQUESTS.
         match c
@@ -580,6 +684,7 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
         {
             FinalCheck::Work(_) => continue,
             FinalCheck::Arm { event } => {
+                let ring = c.ring.as_ref().ok_or("ring gone")?;
                 ring.store_u32(REQ_EVENT, event, Ordering::Release)?;
                 fence(Ordering::SeqCst);
                 let again = ring.load_u32(REQ_PROD, Ordering::Acquire)?;
@@ -588,86 +693,84 @@ pub fn serve(c: &mut Conn, disk: &mut Disk, bounce: &mut [u8]) -> Result<bool, S
                     .map_err(|e| format!("ring index violation: {e:?}"))?
                     == 0
                 {
-                    return Ok(notify);
+                    return Ok(());
                 }
             }
         }
     }
 }
 
-fn perform(
-    c: &Conn,
-    req: &Request,
-    disk: &mut Disk,
-    bounce: &mut [u8],
-    capturing: bool,
-) -> Result<(), String> {
-    let peer = c.frontend;
-    match req.kind {
-        RequestKind::Read(t) => transfer(peer, c.base, &t, disk, bounce, false),
-        RequestKind::Write(t) => transfer(peer, c.base, &t, disk, bounce, true),
-        RequestKind::Flush => disk.flush().map_err(|e| format!("flush: {e}")),
-        RequestKind::Discard { sector, sectors } => {
-            zero_range(c.base + sector, sectors, disk, bounce)
-        }
-        RequestKind::Indirect(ind) => {
-            // Copy the segment descriptors out of the frontend's indirect
-            // pages once, then validate the copy.
-            let mut descriptors = [0u8; blkif::MAX_TRANSFER_SEGMENTS * blkif::SEGMENT_SIZE];
-            let mut have = 0usize;
-            for (page, gref) in ind.grefs.iter().enumerate().take(ind.pages()) {
-                let n = ind.segment_bytes_in_page(page);
-                let dst = descriptors
-                    .get_mut(have..have + n)
-                    .ok_or_else(|| format!("{} indirect segments", ind.nr_segments))?;
-                gnttab::copy_from(peer, GrantRef(*gref), 0, dst)
-                    .map_err(|e| format!("grant copy of indirect page gref {gref}: {e:?}"))?;
-                have += n;
-            }
-            if capturing {
-                capture_hex(c, "seg", &descriptors[..have]);
-            }
-            let t = ind
-                .transfer(&descriptors[..have], &c.vbd)
-                .map_err(|e| format!("indirect segments: {e}"))?;
-            transfer(peer, c.base, &t, disk, bounce, ind.write)
-        }
-    }
+fn ring_slot_offset(c: &Conn, slot: u32) -> usize {
+    c.ring.as_ref().map_or(0, |r| r.slot_offset(slot))
 }
 
-/// Writes zeros over `sectors` sectors from disk sector `first`.
-fn zero_range(first: u64, sectors: u64, disk: &mut Disk, bounce: &mut [u8]) -> Result<(), String> {
-    bounce.fill(0);
-    let chunk = (bounce.len() / 512) as u64;
-    let mut done = 0u64;
-    while done < sectors {
-        let n = chunk.min(sectors - done);
-        let at = first + done;
-        let block = usize::try_from(at).map_err(|_| format!("sector {at}"))?;
-        disk.write_blocks(block, &bounce[..n as usize * 512])
-            .map_err(|e| format!("discard (zeroing) at {at}: {e}"))?;
-        done += n;
-    }
+/// Writes one response entry (published later by [`push_responses`]).
+fn respond(c: &mut Conn, id: u64, operation: u8, status: i16) -> Result<(), String> {
+    let rslot = c
+        .back
+        .next_response_slot()
+        .map_err(|e| format!("response slot: {e:?}"))?;
+    let off = ring_slot_offset(c, rslot);
+    c.ring.as_ref().ok_or("ring gone")?.copy(
+        off,
+        None,
+        &blkif::encode_response(id, operation, status),
+    )?;
+    c.unpublished = true;
     Ok(())
 }
 
-/// One disk operation for the whole request: a write gathers every
-/// segment into the bounce buffer first; a read scatters it afterwards.
-fn transfer(
+/// RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: entries, then rsp_prod
+/// (Release), full barrier, then the frontend's rsp_event. `Ok(true)` if
+/// the frontend must be notified.
+fn push_responses(c: &mut Conn) -> Result<bool, String> {
+    if !c.unpublished {
+        return Ok(false);
+    }
+    let Some(ring) = c.ring.as_ref() else {
+        return Ok(false);
+    };
+    let push_old = c.published;
+    let new_prod = c.back.rsp_prod_pvt;
+    ring.store_u32(RSP_PROD, new_prod, Ordering::Release)?;
+    fence(Ordering::SeqCst);
+    let rsp_event = ring.load_u32(RSP_EVENT, Ordering::Acquire)?;
+    let push = c.back.push_responses(push_old, rsp_event);
+    c.published = push.new_prod;
+    c.unpublished = false;
+    Ok(push.notify)
+}
+
+/// The segments of an indirect request: its descriptor pages copied out
+/// of the frontend once, then validated.
+fn indirect_transfer(
+    c: &Conn,
+    ind: &blkif::IndirectRequest,
+    capturing: bool,
+) -> Result<Transfer, String> {
+    let mut descriptors = [0u8; blkif::MAX_TRANSFER_SEGMENTS * blkif::SEGMENT_SIZE];
+    let mut have = 0usize;
+    for (page, gref) in ind.grefs.iter().enumerate().take(ind.pages()) {
+        let n = ind.segment_bytes_in_page(page);
+        let dst = descriptors
+            .get_mut(have..have + n)
+            .ok_or_else(|| format!("{} indirect segments", ind.nr_segments))?;
+        gnttab::copy_from(c.frontend, GrantRef(*gref), 0, dst)
+            .map_err(|e| format!("grant copy of indirect page gref {gref}: {e:?}"))?;
+        have += n;
+    }
+    if capturing {
+        capture_hex(c, "seg", &descriptors[..have]);
+    }
+    ind.transfer(&descriptors[..have], &c.vbd)
+        .map_err(|e| format!("indirect segments: {e}"))
+}
+
+/// The grant-copy pieces of `t`, laid out back to back in one buffer.
+fn copy_segments(
     peer: DomId,
-    base: u64,
     t: &Transfer,
-    disk: &mut Disk,
-    bounce: &mut [u8],
-    write: bool,
-) -> Result<(), String> {
-    let total = usize::try_from(t.sectors * 512).map_err(|_| "size".to_string())?;
-    let buf = bounce
-        .get_mut(..total)
-        .ok_or_else(|| format!("transfer of {total} bytes"))?;
-    let sector = base + t.sector;
-    let block = usize::try_from(sector).map_err(|_| format!("sector {sector}"))?;
-    // All segments in one batched grant copy (one hypercall per 64 pieces).
+) -> ([gnttab::CopySegment; blkif::MAX_TRANSFER_SEGMENTS], usize) {
     let mut segs = [gnttab::CopySegment::default(); blkif::MAX_TRANSFER_SEGMENTS];
     let mut at = 0usize;
     for (slot, seg) in segs.iter_mut().zip(t.segments()) {
@@ -680,36 +783,182 @@ fn transfer(
         };
         at += usize::from(seg.len());
     }
-    let segs = &segs[..t.segments().len()];
-    let mut ok = [false; blkif::MAX_TRANSFER_SEGMENTS];
-    let failed = |ok: &[bool]| {
-        segs.iter()
-            .zip(ok)
-            .find(|(_, ok)| !**ok)
-            .map(|(s, _)| s.gref.0)
-    };
-    if write {
-        gnttab::copy_batch(segs, gnttab::CopyBuffer::Fill(buf), &mut ok)
-            .map_err(|e| format!("grant copy from the frontend: {e:?}"))?;
-        if let Some(g) = failed(&ok) {
-            return Err(format!("grant copy from gref {g} failed"));
-        }
-        disk.write_blocks(block, buf)
-            .map_err(|e| format!("disk write at {sector}: {e}"))?;
-    } else {
-        disk.read_blocks(block, buf)
-            .map_err(|e| format!("disk read at {sector}: {e}"))?;
-        gnttab::copy_batch(segs, gnttab::CopyBuffer::Drain(buf), &mut ok)
-            .map_err(|e| format!("grant copy to the frontend: {e:?}"))?;
-        if let Some(g) = failed(&ok) {
-            return Err(format!("grant copy to gref {g} failed"));
-        }
-    }
-    Ok(())
+    (segs, t.segments().len())
 }
 
-/// Splits the state for the data path: the connections and the bounce
-/// buffer.
-pub fn parts(b: &mut Blkback) -> (&mut Vec<Conn>, &mut [u8]) {
-    (&mut b.conns, &mut b.bounce)
+/// One batched grant copy between `buf` and the frontend's pages of `t`
+/// (`fill`: from the frontend into `buf`).
+fn grant_copy(peer: DomId, t: &Transfer, buf: &mut [u8], fill: bool) -> Result<(), String> {
+    let (segs, n) = copy_segments(peer, t);
+    let segs = &segs[..n];
+    let mut ok = [false; blkif::MAX_TRANSFER_SEGMENTS];
+    let r = if fill {
+        gnttab::copy_batch(segs, gnttab::CopyBuffer::Fill(buf), &mut ok)
+    } else {
+        gnttab::copy_batch(segs, gnttab::CopyBuffer::Drain(buf), &mut ok)
+    };
+    r.map_err(|e| format!("grant copy: {e:?}"))?;
+    match segs.iter().zip(ok).find(|(_, ok)| !*ok) {
+        Some((s, _)) => Err(format!("grant copy of gref {} failed", s.gref.0)),
+        None => Ok(()),
+    }
+}
+
+/// A data buffer of `len` bytes: a free one from the pool, else a new one
+/// (never a panic when memory runs out).
+fn buffer(data: &mut DataPath, len: usize) -> Result<Vec<u8>, String> {
+    let best = data
+        .pool
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.capacity() >= len)
+        .min_by_key(|(_, b)| b.capacity())
+        .map(|(i, _)| i);
+    let mut buf = match best {
+        Some(i) => data.pool.swap_remove(i),
+        None => {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len)
+                .map_err(|_| format!("no memory for a {len}-byte buffer"))?;
+            v
+        }
+    };
+    // Old contents are overwritten in full (by the grant copy of a write,
+    // by the disk for a read) before anything reads them.
+    buf.resize(len, 0);
+    Ok(buf)
+}
+
+fn recycle(data: &mut DataPath, buf: Vec<u8>) {
+    let held: usize = data.pool.iter().map(Vec::capacity).sum();
+    if held + buf.capacity() <= POOL_BYTES {
+        data.pool.push(buf);
+    }
+}
+
+/// Starts a read or write on the disk; a write's data is grant-copied in
+/// first.
+fn start(
+    c: &Conn,
+    req: &Request,
+    t: Transfer,
+    write: bool,
+    disk: &mut QueuedDisk,
+    data: &mut DataPath,
+) -> Result<(), String> {
+    if data.disk_broken {
+        return Err("disk queue broken".into());
+    }
+    let total = usize::try_from(t.sectors * 512).map_err(|_| "size".to_string())?;
+    let sector = c.base + t.sector;
+    let block = usize::try_from(sector).map_err(|_| format!("sector {sector}"))?;
+    let mut buf = buffer(data, total)?;
+    if write && let Err(why) = grant_copy(c.frontend, &t, &mut buf, true) {
+        recycle(data, buf);
+        return Err(why);
+    }
+    let tag = Pending {
+        serial: c.serial,
+        peer: c.frontend,
+        id: req.id,
+        operation: req.operation,
+        read_into: (!write).then_some(t),
+    };
+    let submitted = if write {
+        disk.submit_write(block, buf, tag)
+    } else {
+        disk.submit_read(block, buf, tag)
+    };
+    submitted.map_err(|(e, buf, _)| {
+        recycle(data, buf);
+        format!(
+            "disk {} at {sector}: {e:?}",
+            if write { "write" } else { "read" }
+        )
+    })
+}
+
+/// A request the disk finished: copy a read's data to the frontend, answer.
+fn complete(b: &mut Blkback, done: Completed<Pending>, pass: &mut Pass) {
+    let p = done.tag;
+    // The frontend may have gone (or reconnected) meanwhile: then the
+    // result is dropped.
+    if let Some(c) = b.conns.iter_mut().find(|c| c.serial == p.serial) {
+        let outcome = match (done.result, &p.read_into) {
+            (Err(e), _) => Err(format!("disk error: {e:?}")),
+            (Ok(()), Some(t)) => {
+                let mut buf = done.buf;
+                let r = grant_copy(p.peer, t, &mut buf, false);
+                recycle(&mut b.data, buf);
+                r
+            }
+            (Ok(()), None) => {
+                recycle(&mut b.data, done.buf);
+                Ok(())
+            }
+        };
+        let st = match outcome {
+            Ok(()) => blkif::status::OKAY,
+            Err(why) => {
+                c.errors += 1;
+                println!("blkback: dom{} request {}: {why}", c.frontend.0, p.id);
+                blkif::status::ERROR
+            }
+        };
+        if let Err(reason) = respond(c, p.id, p.operation, st) {
+            pass.failed.push((c.frontend, c.devid, reason));
+        }
+    } else {
+        recycle(&mut b.data, done.buf);
+    }
+}
+
+/// Flush and discard, carried out with nothing else in flight.
+fn perform_alone(c: &mut Conn, req: &Request, disk: &mut QueuedDisk, data: &mut DataPath) -> i16 {
+    let r = match (disk.idle_device(), &req.kind) {
+        (_, _) if data.disk_broken => Err("disk queue broken".to_string()),
+        (None, _) => Err("disk busy".to_string()),
+        (Some(dev), RequestKind::Flush) => dev.flush().map_err(|e| format!("flush: {e}")),
+        (Some(dev), RequestKind::Discard { sector, sectors }) => {
+            zero_range(c.base + sector, *sectors, dev, data)
+        }
+        (Some(_), _) => Err("not a flush or discard".to_string()),
+    };
+    match r {
+        Ok(()) => blkif::status::OKAY,
+        Err(why) => {
+            c.errors += 1;
+            println!("blkback: dom{} request {}: {why}", c.frontend.0, req.id);
+            blkif::status::ERROR
+        }
+    }
+}
+
+/// Writes zeros over `sectors` sectors from disk sector `first`.
+fn zero_range(
+    first: u64,
+    sectors: u64,
+    disk: &mut Disk,
+    data: &mut DataPath,
+) -> Result<(), String> {
+    let mut zeros = buffer(data, BOUNCE_BYTES)?;
+    zeros.fill(0);
+    let chunk = (zeros.len() / 512) as u64;
+    let mut done = 0u64;
+    let mut result = Ok(());
+    while done < sectors {
+        let n = chunk.min(sectors - done);
+        let at = first + done;
+        let Ok(block) = usize::try_from(at) else {
+            result = Err(format!("sector {at}"));
+            break;
+        };
+        if let Err(e) = disk.write_blocks(block, &zeros[..n as usize * 512]) {
+            result = Err(format!("discard (zeroing) at {at}: {e}"));
+            break;
+        }
+        done += n;
+    }
+    recycle(data, zeros);
+    result
 }

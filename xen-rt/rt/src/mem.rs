@@ -838,3 +838,265 @@ pub mod virtio_hal {
         Some(unsafe { MmioTransport::new(header, dev.reg.1 as usize) })
     }
 }
+
+/// A virtio-blk device with several requests in flight at once.
+///
+/// virtio-drivers' non-blocking calls are `unsafe`: the request header,
+/// data buffer and status byte stay borrowed by the device until the
+/// request completes. [`QueuedBlk`] makes that safe by owning all three
+/// for the whole time: a buffer is moved in by `submit_*`, lives on the
+/// heap (its address never changes), and is handed back only by
+/// [`QueuedBlk::poll`] once the device has returned that very request.
+/// Requests still in flight when the queue is dropped are leaked, never
+/// freed, so a late device write cannot land in reused memory.
+#[cfg(feature = "virtio")]
+pub mod virtio_queue {
+    use super::virtio_hal::XenHal;
+    use alloc::boxed::Box;
+    use alloc::collections::VecDeque;
+    use alloc::vec::Vec;
+    use virtio_drivers::device::blk::{BlkReq, BlkResp, SECTOR_SIZE, VirtIOBlk};
+    use virtio_drivers::transport::Transport;
+
+    /// Why a request could not be submitted or completed.
+    #[derive(Debug)]
+    pub enum QueueError {
+        /// The buffer is empty or not a whole number of sectors.
+        BadLength(usize),
+        /// The device refused it (a broken device, ...).
+        Device(virtio_drivers::Error),
+        /// The device returned a request it was never given: the queue
+        /// state cannot be trusted any more.
+        UnknownToken(u16),
+    }
+
+    struct Request<Tag> {
+        write: bool,
+        sector: usize,
+        req: Box<BlkReq>,
+        resp: Box<BlkResp>,
+        buf: Vec<u8>,
+        tag: Tag,
+    }
+
+    /// A finished request: its tag, its buffer back, and the outcome.
+    pub struct Completed<Tag> {
+        pub tag: Tag,
+        pub buf: Vec<u8>,
+        pub write: bool,
+        pub result: Result<(), virtio_drivers::Error>,
+    }
+
+    /// The device plus its requests in flight, each tagged by the caller.
+    pub struct QueuedBlk<T: Transport, Tag> {
+        dev: VirtIOBlk<XenHal, T>,
+        in_flight: Vec<(u16, Request<Tag>)>,
+        /// Accepted, waiting for room in the device's queue.
+        parked: VecDeque<Request<Tag>>,
+        /// Parked requests the device refused, to report.
+        failed: VecDeque<Completed<Tag>>,
+        /// Requests the device's queue holds at once (lowered to what it
+        /// really took the first time it reports itself full).
+        limit: usize,
+        bytes: usize,
+    }
+
+    impl<T: Transport, Tag> QueuedBlk<T, Tag> {
+        pub fn new(dev: VirtIOBlk<XenHal, T>) -> Self {
+            let limit = usize::from(dev.virt_queue_size());
+            Self {
+                dev,
+                in_flight: Vec::new(),
+                parked: VecDeque::new(),
+                failed: VecDeque::new(),
+                limit,
+                bytes: 0,
+            }
+        }
+
+        /// Requests accepted and not yet returned by [`Self::poll`].
+        pub fn in_flight(&self) -> usize {
+            self.in_flight.len() + self.parked.len() + self.failed.len()
+        }
+
+        /// (requests the device holds, parked requests, queue limit), for
+        /// diagnostics.
+        pub fn occupancy(&self) -> (usize, usize, usize) {
+            (self.in_flight.len(), self.parked.len(), self.limit)
+        }
+
+        /// Bytes of data buffers accepted and not yet returned.
+        pub fn bytes_in_flight(&self) -> usize {
+            self.bytes
+        }
+
+        /// Whether the device's queue can take another request now.
+        pub fn has_room(&self) -> bool {
+            self.in_flight() < self.limit
+        }
+
+        /// The device for blocking calls (flush, zeroing), only while no
+        /// request is in flight: virtio-drivers' blocking calls expect to
+        /// be the only request on the queue.
+        pub fn idle_device(&mut self) -> Option<&mut VirtIOBlk<XenHal, T>> {
+            if self.in_flight() == 0 {
+                Some(&mut self.dev)
+            } else {
+                None
+            }
+        }
+
+        /// Starts reading `buf.len()` bytes from sector `sector`.
+        pub fn submit_read(
+            &mut self,
+            sector: usize,
+            buf: Vec<u8>,
+            tag: Tag,
+        ) -> Result<(), (QueueError, Vec<u8>, Tag)> {
+            self.accept(false, sector, buf, tag)
+        }
+
+        /// Starts writing `buf` at sector `sector`.
+        pub fn submit_write(
+            &mut self,
+            sector: usize,
+            buf: Vec<u8>,
+            tag: Tag,
+        ) -> Result<(), (QueueError, Vec<u8>, Tag)> {
+            self.accept(true, sector, buf, tag)
+        }
+
+        fn accept(
+            &mut self,
+            write: bool,
+            sector: usize,
+            buf: Vec<u8>,
+            tag: Tag,
+        ) -> Result<(), (QueueError, Vec<u8>, Tag)> {
+            // virtio-drivers asserts these; check them first (no panics).
+            if buf.is_empty() || !buf.len().is_multiple_of(SECTOR_SIZE) {
+                return Err((QueueError::BadLength(buf.len()), buf, tag));
+            }
+            self.bytes += buf.len();
+            let r = Request {
+                write,
+                sector,
+                req: Box::new(BlkReq::default()),
+                resp: Box::new(BlkResp::default()),
+                buf,
+                tag,
+            };
+            if !self.parked.is_empty() {
+                self.parked.push_back(r);
+                return Ok(());
+            }
+            match self.start(r) {
+                Ok(()) => Ok(()),
+                Err((e, r)) => {
+                    self.bytes -= r.buf.len();
+                    Err((e, r.buf, r.tag))
+                }
+            }
+        }
+
+        /// Hands `r` to the device; parks it if the queue is full with
+        /// requests of ours in it (one of them completing makes room).
+        fn start(&mut self, mut r: Request<Tag>) -> Result<(), (QueueError, Request<Tag>)> {
+            let submitted = if r.write {
+                // SAFETY: `req`, `buf` and `resp` are heap memory owned by
+                // `r`, which is kept in `in_flight` (moving it does not move
+                // the heap memory) and not touched until `poll` completes
+                // this token with the same three buffers, or leaked by Drop
+                // if it never completes.
+                unsafe {
+                    self.dev
+                        .write_blocks_nb(r.sector, &mut r.req, &r.buf, &mut r.resp)
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe {
+                    self.dev
+                        .read_blocks_nb(r.sector, &mut r.req, &mut r.buf, &mut r.resp)
+                }
+            };
+            match submitted {
+                Ok(token) => {
+                    self.in_flight.push((token, r));
+                    Ok(())
+                }
+                Err(virtio_drivers::Error::QueueFull) if !self.in_flight.is_empty() => {
+                    self.limit = self.in_flight.len();
+                    self.parked.push_back(r);
+                    Ok(())
+                }
+                Err(e) => Err((QueueError::Device(e), r)),
+            }
+        }
+
+        /// Whether [`Self::poll`] has something to return.
+        pub fn has_completion(&mut self) -> bool {
+            !self.failed.is_empty() || self.dev.peek_used().is_some()
+        }
+
+        /// The next request the device has finished, if any.
+        pub fn poll(&mut self) -> Option<Result<Completed<Tag>, QueueError>> {
+            if let Some(f) = self.failed.pop_front() {
+                return Some(Ok(f));
+            }
+            let token = self.dev.peek_used()?;
+            let Some(i) = self.in_flight.iter().position(|(t, _)| *t == token) else {
+                return Some(Err(QueueError::UnknownToken(token)));
+            };
+            let (_, mut r) = self.in_flight.swap_remove(i);
+            self.bytes -= r.buf.len();
+            let result = if r.write {
+                // SAFETY: the same buffers `start` gave the device with
+                // this token; the device has returned it.
+                unsafe {
+                    self.dev
+                        .complete_write_blocks(token, &r.req, &r.buf, &mut r.resp)
+                }
+            } else {
+                // SAFETY: as above.
+                unsafe {
+                    self.dev
+                        .complete_read_blocks(token, &r.req, &mut r.buf, &mut r.resp)
+                }
+            };
+            // Room for a parked request now; one the device refuses is
+            // returned as failed by a later poll.
+            if let Some(next) = self.parked.pop_front()
+                && let Err((e, next)) = self.start(next)
+            {
+                self.bytes -= next.buf.len();
+                let error = match e {
+                    QueueError::Device(e) => e,
+                    _ => virtio_drivers::Error::IoError,
+                };
+                self.failed.push_back(Completed {
+                    tag: next.tag,
+                    buf: next.buf,
+                    write: next.write,
+                    result: Err(error),
+                });
+            }
+            Some(Ok(Completed {
+                tag: r.tag,
+                buf: r.buf,
+                write: r.write,
+                result,
+            }))
+        }
+    }
+
+    impl<T: Transport, Tag> Drop for QueuedBlk<T, Tag> {
+        fn drop(&mut self) {
+            // The device may still write into these: never free them.
+            for (_, r) in self.in_flight.drain(..) {
+                core::mem::forget(r.buf);
+                core::mem::forget(r.req);
+                core::mem::forget(r.resp);
+            }
+        }
+    }
+}
