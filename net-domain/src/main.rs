@@ -7,7 +7,10 @@
 //! Status: with the boot argument `netback=1` it serves every vif the
 //! toolstack creates with this domain as backend (module [`netback`]);
 //! the uplink to a passed-through NIC is not there yet. Without it, the
-//! domain reports itself and stops.
+//! domain reports itself and stops. `capture=N` prints the first N tx
+//! packets of each kind per vif as hex, for the fuzz corpus
+//! (`cargo xtask fuzz --import-capture`); `xscapture=N` (xen-rt) prints
+//! xenstore reply bytes.
 //!
 //! Design: one event loop on one vCPU. Each round handles the xenstore
 //! watch events (the xenbus state machine of every vif), then the data
@@ -85,6 +88,11 @@ fn serve(rt: &mut Runtime) {
         rt.booted_at().elapsed().as_millis()
     );
     let mut nb = netback::Netback::new();
+    nb.capture = rt
+        .dt
+        .bootarg("capture")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let mut ports: Vec<EvtchnPort> = Vec::new();
     let mut next_stats = Instant::now().after(STATS_EVERY);
     // Rounds and the time spent in the data path since the last report.

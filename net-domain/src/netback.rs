@@ -27,6 +27,11 @@
 //!
 //! Counters per vif are seen from the switch port, as Linux's vif devices
 //! count: `rx` is what the guest sent, `tx` what the switch gave it.
+//!
+//! Capture (boot argument `capture=N`, off by default): the first N tx
+//! packets of each kind (protocol × slot shape) per vif are printed as
+//! `netcap` hex lines, the seeds of the `netif_tx` fuzz target (see
+//! [`capture_tx`] and `cargo xtask fuzz --import-capture`).
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -63,6 +68,11 @@ const RX_MAX_SLOTS: usize = netif::MAX_RX_FRAME.div_ceil(netif::PAGE_SIZE as usi
 const TX_BUDGET: u32 = 64;
 /// Rejected packets logged per vif (the rest are only counted).
 const LOG_LIMIT: u64 = 8;
+/// Capture: packet kinds (5 protocols × 3 slot shapes), and the bytes of
+/// one captured packet (the 7-byte `netif_tx` input header and up to 24
+/// slots; longer packets are not captured).
+const CAPTURE_KINDS: usize = 15;
+const CAPTURE_BYTES: usize = 7 + 24 * TX_SLOT_SIZE;
 
 /// Offsets in the shared ring header (`io/ring.h`).
 const REQ_PROD: usize = 0;
@@ -210,6 +220,8 @@ pub struct Vif {
     logged: u64,
     /// Counters as last printed.
     printed: Stats,
+    /// Tx packets captured so far, by kind (see [`capture_tx`]).
+    captured: [u16; CAPTURE_KINDS],
 }
 
 impl Vif {
@@ -244,6 +256,8 @@ pub struct Netback {
     buf: Vec<u8>,
     /// Bytes in all backlogs.
     backlog: usize,
+    /// Boot argument `capture=N`: tx packets of each kind to print per vif.
+    pub capture: u16,
 }
 
 /// What one step on a tx ring produced.
@@ -272,6 +286,7 @@ impl Netback {
             next_port: 1,
             buf: vec![0u8; usize::from(netif::MAX_TX_SIZE)],
             backlog: 0,
+            capture: 0,
         }
     }
 
@@ -317,6 +332,7 @@ impl Netback {
             table,
             buf,
             backlog,
+            capture,
             ..
         } = self;
         for v in vifs.iter_mut() {
@@ -338,7 +354,7 @@ impl Netback {
                         break;
                     }
                     n += 1;
-                    match tx_next(v, qi, buf) {
+                    match tx_next(v, qi, buf, *capture) {
                         Ok(Tx::Frame(meta)) => {
                             let frame = buf.get(..meta.len).unwrap_or(&[]);
                             forward(vifs, i, frame, meta, table, now, backlog);
@@ -402,7 +418,7 @@ fn answer_tx(ring: &mut Ring, prod: u32, r: &TxResponses, st: i16) -> Res<()> {
 }
 
 /// Takes the next packet from tx queue `qi` of `v` into `buf`.
-fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8]) -> Res<Tx> {
+fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8], capture: u16) -> Res<Tx> {
     let peer = v.frontend;
     let Some(q) = v.queues.get_mut(qi) else {
         return Ok(Tx::Idle);
@@ -415,14 +431,24 @@ fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8]) -> Res<Tx> {
         }
         (avail, prod) = ring.available()?;
     }
+    // With `capture=N`, the slots are also kept as copied, after the
+    // `netif_tx` input header `[first u32][slots u16][flags u8]`.
+    let capturing = capture > 0 && v.captured.iter().any(|c| *c < capture);
+    let first = ring.back.req_cons;
+    let mut cap = [0u8; CAPTURE_BYTES];
+    let mut cap_len = 7;
     let parsed = {
         let page = ring.page()?;
         let mut fetch = |i: u32| {
             let mut s = [0u8; TX_SLOT_SIZE];
             page.copy_out(netif::tx_slot_offset(i), &mut s).ok()?;
+            if capturing && let Some(dst) = cap.get_mut(cap_len..cap_len + TX_SLOT_SIZE) {
+                dst.copy_from_slice(&s);
+                cap_len += TX_SLOT_SIZE;
+            }
             Some(s)
         };
-        netif::parse_tx_packet(&mut fetch, ring.back.req_cons, avail)
+        netif::parse_tx_packet(&mut fetch, first, avail)
     };
     match parsed {
         Ok(TxParse::Packet(p)) => {
@@ -454,6 +480,19 @@ fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8]) -> Res<Tx> {
                 status::ERROR
             };
             answer_tx(ring, prod, &p.responses, st)?;
+            let slots = p.slots() as usize;
+            if capturing && copied.is_ok() && cap_len == 7 + slots * TX_SLOT_SIZE {
+                let shape = if p.responses.extra_slots() > 0 {
+                    2
+                } else {
+                    usize::from(slots > 1)
+                };
+                let frame = buf.get(..at).unwrap_or(&[]);
+                let cap = cap.get_mut(..cap_len).unwrap_or(&mut []);
+                let what = (first, slots as u16, shape);
+                let who = (v.frontend, v.devid);
+                capture_tx(&mut v.captured, who, capture, what, cap, frame);
+            }
             match copied {
                 Ok(()) => {
                     q.sent += 1;
@@ -493,6 +532,53 @@ fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8]) -> Res<Tx> {
         }
         Err(TxError::Fatal(reason)) => Err(format!("tx ring: {reason:?}")),
     }
+}
+
+/// Boot argument `capture=N`: prints a tx packet of vif `fe/devid` as
+/// `netcap <fe>/<devid> <n> <proto> <offset> <hex>` lines (40 bytes each)
+/// if fewer than N of its kind were printed for this vif (`captured`).
+/// The kind is the protocol (`arp`, `icmp` (v4 or v6), `tcp`, `udp`,
+/// `other`, from the copied frame) and the slot `shape` (0: one slot, 1:
+/// several, 2: with extra-info slots). The bytes are the `netif_tx` fuzz
+/// input for this packet alone: `first` (its ring index) as u32, `slots`
+/// as u16, a zero flags byte, then the ring entries as copied (`cap`
+/// holds them after its first 7 bytes).
+fn capture_tx(
+    captured: &mut [u16; CAPTURE_KINDS],
+    (fe, devid): (DomId, u32),
+    n: u16,
+    (first, slots, shape): (u32, u16, usize),
+    cap: &mut [u8],
+    frame: &[u8],
+) {
+    let byte = |i: usize| frame.get(i).copied().unwrap_or(0);
+    // Ethertype, and the IPv4 protocol or IPv6 next header.
+    let (proto, name) = match ([byte(12), byte(13)], byte(23), byte(20)) {
+        ([8, 6], _, _) => (0, "arp"),
+        ([8, 0], 1, _) | ([0x86, 0xdd], _, 58) => (1, "icmp"),
+        ([8, 0], 6, _) | ([0x86, 0xdd], _, 6) => (2, "tcp"),
+        ([8, 0], 17, _) | ([0x86, 0xdd], _, 17) => (3, "udp"),
+        _ => (4, "other"),
+    };
+    let total: u32 = captured.iter().map(|c| u32::from(*c)).sum();
+    let Some(count) = captured.get_mut(proto * 3 + shape) else {
+        return;
+    };
+    if *count >= n {
+        return;
+    }
+    *count += 1;
+    let mut header = [0u8; 7];
+    header[..4].copy_from_slice(&first.to_le_bytes());
+    header[4..6].copy_from_slice(&slots.to_le_bytes());
+    if let Some(h) = cap.get_mut(..7) {
+        h.copy_from_slice(&header);
+    }
+    xen_rt::console::print_hex_lines(
+        format_args!("netcap {}/{devid} {total} {name}", fe.0),
+        0,
+        cap,
+    );
 }
 
 /// Hands a frame from vif `from` to the switch and on to its ports.
@@ -920,6 +1006,7 @@ impl BackendDriver for Driver<'_> {
             broken: None,
             logged: 0,
             printed: Stats::default(),
+            captured: [0; CAPTURE_KINDS],
         });
         Ok(())
     }

@@ -193,6 +193,26 @@ impl<M: SharedMemory, E: EventChannel> Vchan<M, E> {
         self.wr.size as usize
     }
 
+    /// Copies the shared header as it is now (`vchan_interface`: ring
+    /// indices, orders, live and notify bytes, then the grant list of
+    /// separately granted rings) into the start of `out` and returns its
+    /// length (at most `out.len()`). Diagnostics only: the test domain
+    /// prints it to build the `vchan_header` fuzz seeds; the protocol never
+    /// uses it.
+    pub fn header_snapshot(&self, out: &mut [u8]) -> usize {
+        let pages = |r: &Ring| match r.mem {
+            Mem::Own => r.size as usize / crate::PAGE_SIZE,
+            Mem::Header => 0,
+        };
+        let len = (GRANTS + 4 * (pages(&self.rd) + pages(&self.wr)))
+            .min(out.len())
+            .min(self.hdr.len());
+        if let Some(dst) = out.get_mut(..len) {
+            self.hdr.copy_out(0, dst);
+        }
+        len
+    }
+
     /// The protocol error that closed the channel, if any.
     pub fn protocol_error(&self) -> Option<ProtocolError> {
         match self.state {

@@ -470,3 +470,26 @@ fn path_helper() {
     assert_eq!(vchan::parse_u32(b"-1"), None);
     assert_eq!(vchan::parse_u32(b""), None);
 }
+
+#[test]
+fn header_snapshot_is_the_shared_header() {
+    // In-page rings: the fixed 24 bytes only.
+    let mut p = pair(10, 11, 7).unwrap();
+    p.client.write_all(b"hello").unwrap();
+    let mut h = [0u8; 4096];
+    let n = p.server.header_snapshot(&mut h);
+    assert_eq!(n, 24);
+    let word = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().unwrap());
+    // left (client -> server): cons 7, prod 12; right untouched.
+    assert_eq!([word(0), word(4), word(8), word(12)], [7, 12, 7, 7]);
+    assert_eq!(&h[16..22], &[10, 0, 11, 0, 1, 1], "orders, both live");
+    // Multi-page rings: 16 + 16 granted pages follow; both ends agree.
+    let p = pair(16, 16, 0).unwrap();
+    let n = p.client.header_snapshot(&mut h);
+    assert_eq!(n, 24 + 4 * 32);
+    let mut h2 = [0u8; 4096];
+    assert_eq!(p.server.header_snapshot(&mut h2), n);
+    assert_eq!(h[..n], h2[..n]);
+    // A short buffer gets what fits.
+    assert_eq!(p.server.header_snapshot(&mut h2[..10]), 10);
+}

@@ -49,6 +49,7 @@ pub const BARE_METAL_CLIPPY: &[&str] = &[
     "hello-domain",
     "vchan-domain",
     "blk-hostile-domain",
+    "net-hostile-domain",
     "no-panic-probe",
 ];
 
@@ -423,24 +424,33 @@ pub const PROBE_SYMBOL: &str = "xen_no_panic_probe_panic_reachable";
 
 /// Host smoke fuzzing of every target is part of the host tests
 /// (xen-rt/xen-proto/tests/fuzz_corpus.rs, vchan/tests/fuzz_corpus.rs);
-/// this checks that each cargo-fuzz target has a seed corpus.
+/// this checks that each cargo-fuzz target has a seed corpus, and counts
+/// the seeds captured from live traffic (`captured-*`, see
+/// `cargo xtask fuzz --import-capture`).
 pub fn corpus_check(paths: &Paths) -> Check {
     let mut missing = Vec::new();
-    let mut total = 0;
+    let (mut total, mut captured) = (0, 0);
     for t in crate::fuzz::TARGETS {
         let dir = paths.root.join("fuzz/corpus").join(t);
-        let n = std::fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
-        if n == 0 {
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.is_empty() {
             missing.push(*t);
         }
-        total += n;
+        total += names.len();
+        captured += names.iter().filter(|n| n.starts_with("captured-")).count();
     }
     Check::new(
         "fuzz-seed-corpora",
         missing.is_empty(),
         if missing.is_empty() {
             format!(
-                "{} targets, {total} seeds in fuzz/corpus",
+                "{} targets, {total} seeds ({captured} captured from live traffic) in fuzz/corpus",
                 crate::fuzz::TARGETS.len()
             )
         } else {

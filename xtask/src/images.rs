@@ -21,6 +21,7 @@ pub const DOMAIN_CRATES: &[&str] = &[
     "storage-domain",
     "console-domain",
     "blk-hostile-domain",
+    "net-hostile-domain",
 ];
 pub const TARGET: &str = "aarch64-unknown-none";
 pub const IMAGE_MAGIC_OFFSET: usize = 0x38;

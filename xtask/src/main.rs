@@ -63,6 +63,7 @@ pub const HOST_TEST_EXCLUDES: &[&str] = &[
     "hello-domain",
     "vchan-domain",
     "blk-hostile-domain",
+    "net-hostile-domain",
     "net-domain",
     "storage-domain",
     "console-domain",
@@ -102,7 +103,9 @@ commands:
   fuzz [TARGET] [--seconds N] run libFuzzer (cargo +nightly fuzz) on one or all targets (default 60 s each)
   advisories [--refresh-from DIR]
                               RustSec advisories, offline, against deny/advisory-db (refresh from a checkout)
-  fuzz --import-capture LOG   blkif seeds from storage-domain's `capture=N` hex lines in a console log
+  fuzz --import-capture LOG   captured-* seeds from the capture lines in a console log: blkcap
+                              (storage-domain capture=N), netcap (net-domain capture=N), vchancap
+                              (vchan-domain capture=1), xscap (any domain, xscapture=N)
 ";
 
 fn main() -> ExitCode {

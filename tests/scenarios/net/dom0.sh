@@ -3,8 +3,10 @@
 # guest with the net domain as backend, reports the xenbus states once both
 # ends are Connected, then drives guest-b's detach/attach cycles (each
 # started by the guest unbinding xen-netfront, frontend Closing/Closed),
-# and finally detaches both vifs once the guests unbound them.
-S=1; A=2; B=3
+# and finally detaches both vifs once the guests unbound them. While the
+# guests' transfers run, it attaches two vifs to the hostile domain and
+# detaches them once it has closed both.
+S=1; A=2; B=3; H=4
 CYCLES=10
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "=== DOM0: net $* at $(up)"; }
@@ -14,7 +16,7 @@ be() { echo /local/domain/$S/backend/vif/$1/0; }
 i=0
 while [ $i -lt 120 ]; do
     ok=1
-    for d in $S $A $B; do xenstore-read /local/domain/$d/name >/dev/null 2>&1 || ok=0; done
+    for d in $S $A $B $H; do xenstore-read /local/domain/$d/name >/dev/null 2>&1 || ok=0; done
     [ $ok = 1 ] && break
     sleep 1; i=$((i + 1))
 done
@@ -80,6 +82,47 @@ for d in $A $B; do
         feat="$feat $k=$(xenstore-read $(fe $d)/$k 2>/dev/null)"
     done
     say "vif dom$d frontend$feat"
+done
+
+# The hostile domain's vifs DEVID (0 and 1), MAC 00:16:3e:00:00:4<DEVID>.
+hfe() { echo /local/domain/$H/device/vif/$1; }
+hbe() { echo /local/domain/$S/backend/vif/$H/$1; }
+hattach() {
+    for try in 1 2 3; do
+        if xl network-attach $H backend=$S mac=00:16:3e:00:00:4$1 script=/bin/true; then
+            say "hostile attach vif $1 ok (try $try)"
+            return 0
+        fi
+        say "hostile attach vif $1 try $try failed"
+        xl network-detach $H $1 >/dev/null 2>&1
+        xenstore-rm $(hbe $1) >/dev/null 2>&1
+        xenstore-rm $(hfe $1) >/dev/null 2>&1
+        xenstore-rm /libxl/$H/device/vif/$1 >/dev/null 2>&1
+        sleep 3
+    done
+    say "hostile attach vif $1 FAILED"
+    return 1
+}
+
+# The guests start their 64 MiB transfers about 35 s after both vifs
+# connect (loopback baseline and 100 pings first); the hostile domain
+# joins while they run. It closes both vifs itself when done (frontend
+# Closed), then dom0 detaches them.
+sleep 50
+hattach 0 && hattach 1
+# vif 1 closes last (vif 0 passes through Closed between its cases).
+for v in 1 0; do
+    n=0
+    while [ $n -lt 240 ]; do
+        st=$(xenstore-read $(hfe $v)/state 2>/dev/null)
+        case "$st" in 6|"") break ;; esac
+        sleep 1; n=$((n + 1))
+    done
+    say "hostile vif $v frontend state '$st' backend state '$(xenstore-read $(hbe $v)/state 2>/dev/null)'"
+done
+for v in 0 1; do
+    xl network-detach $H $v >/dev/null 2>&1
+    say "hostile detach vif $v rc=$? backend dir left: '$(xenstore-ls $(hbe $v) 2>/dev/null | head -1)'"
 done
 
 # guest-b: CYCLES detach/attach rounds, each started by the guest unbinding.

@@ -14,6 +14,11 @@
 //!   uses what the server advertised), bytes to send and bytes to receive
 //!   (suffixes `K`, `M`). Default `10:11:1M:1M`.
 //! * `hash=0` — do not checksum (pure throughput); default checksums.
+//! * `capture=1` — print the shared header page (`vchan_interface`: ring
+//!   indices, orders, live and notify bytes, grant list) of every run as
+//!   `vchancap ROLE RUN POINT OFFSET HEX` lines, with POINT `open` (after
+//!   connecting), `mid` (half of the bytes moved) and `close` (after our
+//!   orderly close). Fuzz seeds: `cargo xtask fuzz --import-capture LOG`.
 //!
 //! Each run sends a deterministic xorshift stream while receiving (one
 //! select-style loop over the non-blocking calls), waits until the peer
@@ -69,12 +74,28 @@ impl Role {
             Role::Client => "client",
         }
     }
+    /// For the short `vchancap` lines.
+    fn short(self) -> &'static str {
+        match self {
+            Role::Server => "srv",
+            Role::Client => "cli",
+        }
+    }
 }
 
 macro_rules! say {
     ($role:expr, $($arg:tt)*) => {
         println!("vchan[{}] {}", $role.name(), format_args!($($arg)*))
     };
+}
+
+/// Boot options that apply to every run.
+#[derive(Clone, Copy, Debug)]
+struct Opts {
+    /// `hash`: checksum the data.
+    hash: bool,
+    /// `capture`: print header snapshots.
+    capture: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,7 +141,10 @@ fn main(rt: &mut Runtime) {
         .bootarg("peer")
         .map_or(Some(0), |p| p.parse::<u16>().ok());
     let runs = parse_runs(rt.dt.bootarg("runs").unwrap_or("10:11:1M:1M"));
-    let hash = rt.dt.bootarg("hash") != Some("0");
+    let opts = Opts {
+        hash: rt.dt.bootarg("hash") != Some("0"),
+        capture: rt.dt.bootarg("capture").is_some_and(|c| c != "0"),
+    };
     let (major, minor) = rt.xen_version();
     say!(
         role,
@@ -151,7 +175,7 @@ fn main(rt: &mut Runtime) {
     );
     let plat = VchanPlatform::new(rt);
     for (i, run) in runs.iter().enumerate() {
-        if let Err(e) = one_run(&plat, role, me, peer, i, run, hash) {
+        if let Err(e) = one_run(&plat, role, me, peer, i, run, opts) {
             say!(role, "run={} error {}", i, e);
             return;
         }
@@ -167,7 +191,7 @@ fn one_run(
     peer: u16,
     index: usize,
     run: &Run,
-    hash: bool,
+    opts: Opts,
 ) -> Result<(), String> {
     let port = format!("{index}");
     let (server_id, client_id) = match role {
@@ -201,7 +225,7 @@ fn one_run(
             );
             let r = Server::wait_for_client(&mut chan, Some(LONG), &plat)
                 .map_err(|e| format!("waiting for the client: {e:?}"))
-                .and_then(|()| transfer(&mut chan, plat, role, index, run, hash));
+                .and_then(|()| transfer(&mut chan, plat, role, index, run, opts));
             let c = server
                 .close(chan, &mut g, &mut e, &mut s)
                 .map_err(|e| format!("close: {e:?}"));
@@ -212,7 +236,7 @@ fn one_run(
             let mut chan = client
                 .connect_wait(&mut g, &mut e, &mut s, Some(LONG), &plat)
                 .map_err(|e| format!("connect {path}: {e:?}"))?;
-            let r = transfer(&mut chan, plat, role, index, run, hash);
+            let r = transfer(&mut chan, plat, role, index, run, opts);
             Client::close(chan, &mut g, &mut e);
             r
         }
@@ -250,8 +274,20 @@ fn transfer<M: SharedMemory, E: vchan::EventChannel>(
     role: Role,
     index: usize,
     run: &Run,
-    hash: bool,
+    opts: Opts,
 ) -> Result<(), String> {
+    let hash = opts.hash;
+    let capture = |chan: &Vchan<M, E>, point: &str| {
+        if opts.capture {
+            let mut hdr = [0u8; vchan::PAGE_SIZE];
+            let n = chan.header_snapshot(&mut hdr);
+            xen_rt::console::print_hex_lines(
+                format_args!("vchancap {} {index} {point}", role.short()),
+                0,
+                &hdr[..n],
+            );
+        }
+    };
     say!(
         role,
         "run={} connected read_ring={} write_ring={} t_ms={}",
@@ -270,7 +306,14 @@ fn transfer<M: SharedMemory, E: vchan::EventChannel>(
     let mut recv_ms = None;
     let mut sent_reported = run.send == 0;
     let mut waits = 0u64;
+    let half = (run.send + run.recv) / 2;
+    let mut mid_captured = false;
+    capture(chan, "open");
     loop {
+        if !mid_captured && sent + recvd >= half {
+            mid_captured = true;
+            capture(chan, "mid");
+        }
         let mut progress = false;
         if sent < run.send {
             if tx_pos == CHUNK {
@@ -378,6 +421,12 @@ fn transfer<M: SharedMemory, E: vchan::EventChannel>(
         (total * 1000 / 1024).checked_div(ms).unwrap_or(0),
         waits
     );
+    if opts.capture {
+        // What the peer sees after our orderly close (closing again when
+        // the run ends is a no-op).
+        chan.shutdown();
+        capture(chan, "close");
+    }
     let _ = plat;
     Ok(())
 }

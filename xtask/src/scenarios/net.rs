@@ -10,6 +10,12 @@
 //! is what the guest received (netfront counts received bytes without the
 //! 14-byte Ethernet header), and every frame a port received went to the
 //! other guest's port or was counted as dropped.
+//!
+//! The hostile domain (tests/net-hostile-domain, domid 4) prints
+//! `net-hostile: case ...` lines and `net-hostile: RESULT ...` while the
+//! transfers run: every case must pass, and net-domain must log the
+//! disconnect of its vif 0 once per fatal case, with the reason that case
+//! provoked (`xenbus: closing /local/domain/1/backend/vif/4/0: <reason>`).
 
 use super::{Check, Input, Report};
 use regex::Regex;
@@ -25,6 +31,9 @@ const GUESTS: [(&str, u32); 2] = [("a", 2), ("b", 3)];
 const ETH_HLEN: u64 = 14;
 /// guest-b's detach/attach cycles.
 const CYCLES: usize = 10;
+/// The hostile domain: its domid and the number of its cases.
+const HOSTILE: u32 = 4;
+const HOSTILE_CASES: usize = 16;
 
 /// A `RESULT OK|FAIL` line of a guest: (ok, rest of the line, time).
 fn result(input: &Input, guest: &str, what: &str) -> Option<(bool, String, f64)> {
@@ -114,6 +123,148 @@ fn transfer(r: &mut Report, input: &Input, from: &str, to: &str, port: u32) {
     };
     r.checks
         .push(Check::new(&format!("tcp-64mib-{from}-to-{to}"), ok, detail));
+}
+
+/// The disconnect reasons net-domain must log for the hostile domain's
+/// fatal cases, in order (from its case lines; `None` for a case that did
+/// not pass).
+fn hostile_reasons(input: &Input) -> Vec<(&'static str, Option<String>)> {
+    let overflow = |case: &str| {
+        input
+            .find(&re(&format!(
+                r"net-hostile: case {case} req_prod (\d+) backend state \d after \d+ ms ok"
+            )))
+            .map(|(_, c)| {
+                format!(
+                    "ring index violation: RequestProdOverflow {{ req_prod: {} }}",
+                    &c[1]
+                )
+            })
+    };
+    let fixed = |case: &str, reason: &str| {
+        input
+            .find(&re(&format!(
+                r"net-hostile: case {case} backend state \d after \d+ ms ok"
+            )))
+            .map(|_| reason.to_string())
+    };
+    vec![
+        ("rx-ring-overflow", overflow("rx-ring-overflow")),
+        (
+            "tx-oversized",
+            fixed(
+                "tx-oversized",
+                "tx ring: CrossesPage { offset: 0, size: 65535 }",
+            ),
+        ),
+        (
+            "tx-too-many-slots",
+            fixed("tx-too-many-slots", "tx ring: TooManySlots"),
+        ),
+        ("tx-ring-overflow", overflow("tx-ring-overflow")),
+    ]
+}
+
+/// The hostile frontend: all cases passed, each fatal one logged by
+/// net-domain with its reason, and all of it while the transfers ran.
+fn hostile(r: &mut Report, input: &Input) {
+    let result = input.find(&re(r"net-hostile: RESULT (\d+) passed, (\d+) failed(.*)"));
+    let cases = input
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("net-hostile: case "))
+        .count();
+    let failed: Vec<&str> = input
+        .lines
+        .iter()
+        .filter(|(_, l)| l.contains("net-hostile: case ") && l.contains(" FAIL"))
+        .map(|(_, l)| l.as_str())
+        .collect();
+    r.checks.push(Check::new(
+        "hostile-cases",
+        result.as_ref().is_some_and(|(_, c)| {
+            &c[2] == "0" && c[1].parse::<usize>().ok() == Some(HOSTILE_CASES)
+        }) && cases == HOSTILE_CASES,
+        match &result {
+            Some((_, c)) => format!(
+                "{} passed, {} failed{} ({cases} case lines, want {HOSTILE_CASES}){}",
+                &c[1],
+                &c[2],
+                c[3].trim_end(),
+                failed
+                    .first()
+                    .map_or(String::new(), |l| format!("; first failure: {l}"))
+            ),
+            None => "the hostile domain never printed its result".into(),
+        },
+    ));
+
+    let logged: Vec<(f64, String)> = {
+        let closing = re(&format!(
+            r"xenbus: closing /local/domain/1/backend/vif/{HOSTILE}/0: (.*)"
+        ));
+        input
+            .lines
+            .iter()
+            .filter_map(|(t, l)| closing.captures(l).map(|c| (*t, c[1].trim().to_string())))
+            .collect()
+    };
+    let want = hostile_reasons(input);
+    let mut bad = Vec::new();
+    for (k, (case, reason)) in want.iter().enumerate() {
+        match (reason, logged.get(k)) {
+            (None, _) => bad.push(format!("case {case} did not pass")),
+            (Some(w), Some((_, got))) if got == w => {}
+            (Some(w), got) => bad.push(format!(
+                "{case}: want `{w}`, logged {}",
+                got.map_or("nothing".to_string(), |(_, g)| format!("`{g}`"))
+            )),
+        }
+    }
+    if logged.len() > want.len() {
+        bad.push(format!(
+            "{} disconnects logged, want {}",
+            logged.len(),
+            want.len()
+        ));
+    }
+    r.checks.push(Check::new(
+        "hostile-disconnected",
+        bad.is_empty(),
+        match (bad.first(), logged.last()) {
+            (Some(b), _) => b.clone(),
+            (None, Some((t, last))) => format!(
+                "{} disconnects of vif {HOSTILE}/0 with the provoked reasons; last `{last}` at +{t:.1} s",
+                logged.len()
+            ),
+            (None, None) => "no disconnect logged".into(),
+        },
+    ));
+
+    // The cases ran between the start of the first transfer and the end
+    // of the second (a SEND line carries the transfer's duration).
+    let sent = |g: &str| {
+        input
+            .find(&re(&format!(
+                r"=== GUEST\({g}\) SEND RESULT OK .* secs=([\d.]+)"
+            )))
+            .map(|(t, c)| (t - c[1].parse::<f64>().unwrap_or(0.0), t))
+    };
+    let connected = input.find(&re(r"net-hostile: connected vif 0 "));
+    let (ok, detail) = match (sent("a"), sent("b"), &connected, &result) {
+        (Some((start, _)), Some((_, end)), Some((t0, _)), Some((t1, _))) => (
+            start <= *t0 && *t1 <= end,
+            format!(
+                "hostile connected at +{t0:.1} s, done at +{t1:.1} s; transfers from +{start:.1} s to +{end:.1} s"
+            ),
+        ),
+        _ => (
+            false,
+            "a transfer or the hostile domain's connected/RESULT line is missing".into(),
+        ),
+    };
+    r.checks
+        .push(Check::new("hostile-during-transfers", ok, detail));
 }
 
 pub fn checks(input: &Input) -> Report {
@@ -268,7 +419,11 @@ pub fn checks(input: &Input) -> Report {
     let fatal: Vec<&str> = input
         .lines
         .iter()
-        .filter(|(_, l)| l.contains("xenbus: closing /local/domain/1/backend/vif"))
+        .filter(|(_, l)| {
+            GUESTS.iter().any(|(_, d)| {
+                l.contains(&format!("xenbus: closing /local/domain/1/backend/vif/{d}/"))
+            })
+        })
         .map(|(_, l)| l.as_str())
         .collect();
     r.checks.push(Check::new(
@@ -276,10 +431,11 @@ pub fn checks(input: &Input) -> Report {
         fatal.is_empty(),
         fatal
             .first()
-            .map_or("no vif was closed for a protocol error".into(), |l| {
+            .map_or("no guest vif was closed for a protocol error".into(), |l| {
                 l.to_string()
             }),
     ));
+    hostile(&mut r, input);
     let detached = input
         .lines
         .iter()
@@ -304,4 +460,106 @@ pub fn checks(input: &Input) -> Report {
         ));
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::qemu::Ending;
+    use std::path::Path;
+
+    fn manifest() -> Manifest {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .canonicalize()
+            .unwrap();
+        let root = root.parent().unwrap();
+        Manifest::load(&root.join("tests/scenarios/net.toml")).unwrap()
+    }
+
+    /// The hostile domain's lines of a real run (shortened), inside the
+    /// transfers.
+    const GOOD: &str = "\
+[+ 94.591] (XEN) DOM4: net-hostile: connected vif 0 mac 00:16:3e:00:00:40 vif 1 mac 00:16:3e:00:00:41 backend dom1
+[+ 94.799] (XEN) DOM4: net-hostile: case tx-sanity resp 0x1:0 ok
+[+ 94.807] (XEN) DOM4: net-hostile: case tx-bad-gref resp 0x2:-1 ok
+[+ 94.820] (XEN) DOM4: net-hostile: case tx-zero-length resp 0x3:-1 ok
+[+ 94.826] (XEN) DOM4: net-hostile: case tx-runt resp 0x4:-1 ok
+[+ 94.836] (XEN) DOM4: net-hostile: case tx-zero-fragment resp 0x5:-1 0x6:-1 ok
+[+ 94.847] (XEN) DOM4: net-hostile: case tx-fragment-oversized resp 0x7:-1 0x8:-1 ok
+[+ 94.859] (XEN) DOM4: net-hostile: case tx-bad-gref-fragment resp 0x9:-1 0xa:-1 ok
+[+ 94.873] (XEN) DOM4: net-hostile: case tx-id-out-of-range resp 0xffff:0 0xffff:0 ok
+[+ 94.881] (XEN) DOM4: net-hostile: case rx-bad-gref rx 0xffff:-1 ok
+[+ 94.891] (XEN) DOM4: net-hostile: case rx-readonly-gref rx 0x8000:-1 ok
+[+ 94.901] (XEN) DOM4: net-hostile: case rx-id-out-of-range rx 0xfffe:60 ok
+[+ 94.926] (XEN) DOM4: net-hostile: case tx-after resp 0x11:0 ok
+[+ 94.938] (XEN) DOM1: xenbus: closing /local/domain/1/backend/vif/4/0: ring index violation: RequestProdOverflow { req_prod: 1003 }
+[+ 94.982] (XEN) DOM4: net-hostile: case rx-ring-overflow req_prod 1003 backend state 5 after 48 ms ok
+[+ 95.362] (XEN) DOM1: xenbus: closing /local/domain/1/backend/vif/4/0: tx ring: CrossesPage { offset: 0, size: 65535 }
+[+ 95.406] (XEN) DOM4: net-hostile: case tx-oversized backend state 5 after 134 ms ok
+[+ 95.825] (XEN) DOM1: xenbus: closing /local/domain/1/backend/vif/4/0: tx ring: TooManySlots
+[+ 95.848] (XEN) DOM4: net-hostile: case tx-too-many-slots backend state 5 after 57 ms ok
+[+ 96.073] (XEN) DOM1: xenbus: closing /local/domain/1/backend/vif/4/0: ring index violation: RequestProdOverflow { req_prod: 1000 }
+[+ 96.102] (XEN) DOM4: net-hostile: case tx-ring-overflow req_prod 1000 backend state 5 after 84 ms ok
+[+ 96.206] (XEN) DOM4: net-hostile: RESULT 16 passed, 0 failed
+[+ 185.106] (XEN) DOM2: === GUEST(a) SEND RESULT OK port=5001 bytes=67108864 md5=c3 secs=110.91
+[+ 443.262] (XEN) DOM3: === GUEST(b) SEND RESULT OK port=5002 bytes=67108864 md5=a0 secs=256.68
+";
+
+    fn hostile_checks(log: &str) -> Vec<(String, bool)> {
+        let m = manifest();
+        let lines = crate::qemu::parse_log(log);
+        let input = Input {
+            manifest: &m,
+            lines: &lines,
+            ending: &Ending::DoneMarker,
+            image_sizes: vec![],
+        };
+        let mut r = Report::default();
+        hostile(&mut r, &input);
+        r.checks.into_iter().map(|c| (c.name, c.ok)).collect()
+    }
+
+    fn failed(log: &str) -> Vec<String> {
+        hostile_checks(log)
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    #[test]
+    fn hostile_passing() {
+        assert_eq!(hostile_checks(GOOD).len(), 3);
+        assert!(failed(GOOD).is_empty(), "{:?}", failed(GOOD));
+    }
+
+    #[test]
+    fn hostile_wrong_reason_or_missing_disconnect() {
+        // The logged req_prod must be the one the hostile domain wrote.
+        let log = GOOD.replace("RequestProdOverflow { req_prod: 1000 }", "NoSlot");
+        assert_eq!(failed(&log), vec!["hostile-disconnected"]);
+        let log: String = GOOD
+            .lines()
+            .filter(|l| !l.contains("TooManySlots"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(failed(&log), vec!["hostile-disconnected"]);
+        // A guest's vif closed for a protocol error is not the hostile's.
+        let log = GOOD.replace(
+            "backend/vif/4/0: tx ring: TooManySlots",
+            "backend/vif/3/0: x",
+        );
+        assert_eq!(failed(&log), vec!["hostile-disconnected"]);
+    }
+
+    #[test]
+    fn hostile_failed_case_or_outside_transfers() {
+        let log = GOOD
+            .replace("rx 0xfffe:60 ok", "rx 0xfffe:-1 FAIL (expected status 60)")
+            .replace("16 passed, 0 failed", "15 passed, 1 failed");
+        assert_eq!(failed(&log), vec!["hostile-cases"]);
+        let log = GOOD.replace("secs=110.91", "secs=10.91");
+        assert_eq!(failed(&log), vec!["hostile-during-transfers"]);
+    }
 }
