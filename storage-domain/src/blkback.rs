@@ -11,10 +11,14 @@
 //!
 //! Requests are copied out of the ring once, validated by
 //! `xen_proto::blkif` against the vbd (extent size, mode, features), and
-//! carried out through a local bounce buffer with grant copies (the
-//! guest's data pages are never mapped): read, write, flush, discard and
-//! indirect requests (whose segment pages are grant-copied once, then
-//! validated). One disk operation per request. A request that fails
+//! carried out through local buffers with grant copies (the guest's data
+//! pages are never mapped): read, write, flush, discard and indirect
+//! requests (whose segment pages are grant-copied once, then validated).
+//! One disk operation per request; reads and writes from every ring are
+//! in flight on the disk together ([`QueuedDisk`], up to the device queue
+//! and [`MAX_BYTES_IN_FLIGHT`]) and answered in the order the disk
+//! completes them; a flush or discard waits until nothing is in flight
+//! (flush then covers every write answered before it). A request that fails
 //! validation or I/O is answered with an error status; a frontend that
 //! breaks the ring indices is disconnected (backend Closing) with the
 //! reason logged.

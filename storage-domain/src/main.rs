@@ -20,8 +20,10 @@
 //!   a bad request gets an error response, a frontend that breaks the ring
 //!   is disconnected with the reason logged. Guest data moves by grant copy
 //!   (guest pages are never mapped).
-//! * Completions are in order of device completion (one request at a time),
-//!   and a flush is answered only after the device's flush completed.
+//! * Up to 16 requests (about 1 MiB of data) are on the disk at once;
+//!   each is answered, with its id, as the device completes it. A flush
+//!   or discard waits until nothing is in flight, and a flush is answered
+//!   only after the device's flush completed.
 //!
 //! Boot arguments: `blkback=1` serves (otherwise the domain only runs its
 //! disk self test), `extents=...`, `capture=N` (print the first N requests
