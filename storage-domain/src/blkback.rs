@@ -270,6 +270,8 @@ pub struct Blkback {
     pub to_close: Vec<EvtchnPort>,
     data: DataPath,
     next_serial: u64,
+    /// Rotation of [`Blkback::conns`] for fair turns on the disk.
+    next_turn: usize,
 }
 
 impl Blkback {
@@ -284,6 +286,7 @@ impl Blkback {
                 disk_broken: false,
             },
             next_serial: 0,
+            next_turn: 0,
         }
     }
 
@@ -523,6 +526,8 @@ pub type QueuedDisk = QueuedBlk<MmioTransport<'static>, Pending>;
 /// pass it): a few maximal indirect requests, or many small ones, while
 /// the domain still fits in 8 MiB.
 const MAX_BYTES_IN_FLIGHT: usize = 1 << 20;
+/// Requests taken from one ring per pass of the data path.
+const TURN: usize = 8;
 /// Free data buffers kept for reuse, by total capacity.
 const POOL_BYTES: usize = 2 << 20;
 
@@ -553,6 +558,8 @@ pub struct Pass {
     pub failed: Vec<(DomId, u32, String)>,
     /// Requests the disk finished in this pass.
     pub completed: usize,
+    /// A ring still holds requests: come back without waiting.
+    pub more: bool,
 }
 
 /// One pass of the data path: completes what the disk finished, takes new
@@ -573,9 +580,16 @@ pub fn serve_all(b: &mut Blkback, disk: &mut QueuedDisk) -> Pass {
             }
         }
     }
+    // Each pass starts at the next connection and takes a bounded turn
+    // from each, so one busy frontend cannot keep the disk's room to
+    // itself.
+    let n = b.conns.len().max(1);
+    let first = b.next_turn % n;
+    b.next_turn = b.next_turn.wrapping_add(1);
+    b.conns.rotate_left(first);
     let (conns, data) = (&mut b.conns, &mut b.data);
     for c in conns.iter_mut() {
-        if let Err(reason) = take_requests(c, disk, data) {
+        if let Err(reason) = take_requests(c, disk, data, &mut pass.more) {
             pass.failed.push((c.frontend, c.devid, reason));
             continue;
         }
@@ -595,7 +609,12 @@ fn disk_has_room(disk: &QueuedDisk) -> bool {
 
 /// Takes requests from `c`'s ring while the disk has room. A flush or
 /// discard waits (in [`Conn::deferred`]) until nothing is in flight.
-fn take_requests(c: &mut Conn, disk: &mut QueuedDisk, data: &mut DataPath) -> Result<(), String> {
+fn take_requests(
+    c: &mut Conn,
+    disk: &mut QueuedDisk,
+    data: &mut DataPath,
+    more: &mut bool,
+) -> Result<(), String> {
     if c.ring.is_none() {
         return Ok(());
     }
@@ -613,7 +632,15 @@ fn take_requests(c: &mut Conn, disk: &mut QueuedDisk, data: &mut DataPath) -> Re
         };
         // Copy the producer index once; Acquire orders the entry reads.
         let req_prod = ring.load_u32(REQ_PROD, Ordering::Acquire)?;
+        let mut taken = 0;
         while disk_has_room(disk) {
+            if taken == TURN {
+                // The rest waits for the next pass, which comes without
+                // waiting for an event.
+                *more = true;
+                return Ok(());
+            }
+            taken += 1;
             let Some(slot) = c
                 .back
                 .consume_request(req_prod)

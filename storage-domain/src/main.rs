@@ -51,9 +51,13 @@ xen_rt::entry!(main);
 /// What xtask writes at the start of sector 0 of a passthrough disk,
 /// followed by `id=<16 hex digits>\n`.
 const SIGNATURE: &[u8] = b"XEN-RT PASSTHROUGH DISK v1 ";
-/// Polls of the disk's used ring between rounds of the main loop while
+/// Polls of the disk's used ring between rounds of the data path while
 /// requests are in flight.
 const DISK_POLL_SPINS: u32 = 4096;
+/// Rounds of the data path between visits to xenstore while requests are
+/// in flight (a round ends at the first completion or after
+/// [`DISK_POLL_SPINS`] polls).
+const DATA_ROUNDS: u32 = 256;
 /// A disk that completes nothing for this long while requests are in
 /// flight is reported (once per stall).
 const STALL_REPORT: Duration = Duration::from_secs(2);
@@ -269,6 +273,7 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
     let mut last_progress = Instant::now();
     let mut stall_reported = false;
     loop {
+        let mut more;
         {
             let Ok((mut store, grants, foreign)) = rt.store_and_grants() else {
                 println!("storage-domain: blkback: xenstore lost; stopping");
@@ -293,8 +298,34 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
                     }
                 }
             }
-            let pass = blkback::serve_all(&mut state, &mut disk);
-            if pass.completed > 0 || disk.in_flight() == 0 {
+            let mut pass = blkback::serve_all(&mut state, &mut disk);
+            let mut completed = pass.completed;
+            more = pass.more;
+            // While the disk works (its interrupt is not used), stay on the
+            // data path: poll the used ring, then the rings, a counted
+            // number of times. No clock reads in here: under qemu TCG each
+            // read of the system counter takes qemu's global lock, which
+            // the device emulation needs to complete requests.
+            let mut rounds = 0;
+            while (disk.in_flight() > 0 || pass.more)
+                && pass.failed.is_empty()
+                && rounds < DATA_ROUNDS
+            {
+                for port in pass.notify.drain(..) {
+                    let _ = store.events().notify(port);
+                }
+                for _ in 0..DISK_POLL_SPINS {
+                    if disk.has_completion() {
+                        break;
+                    }
+                    core::hint::spin_loop();
+                }
+                pass = blkback::serve_all(&mut state, &mut disk);
+                completed += pass.completed;
+                more = pass.more;
+                rounds += 1;
+            }
+            if completed > 0 || disk.in_flight() == 0 {
                 last_progress = Instant::now();
                 stall_reported = false;
             } else if !stall_reported && last_progress.elapsed() > STALL_REPORT {
@@ -321,18 +352,7 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
                 let _ = store.events().close(p);
             }
         }
-        if disk.in_flight() > 0 {
-            // The disk is working (its interrupt is not used): watch only
-            // its used ring for a while, then go round again for new
-            // requests and xenstore. Counted, not timed: under qemu TCG
-            // every read of the system counter takes qemu's global lock,
-            // which the device emulation needs to complete requests.
-            for _ in 0..DISK_POLL_SPINS {
-                if disk.has_completion() {
-                    break;
-                }
-                core::hint::spin_loop();
-            }
+        if disk.in_flight() > 0 || more {
             continue;
         }
         ports.clear();
