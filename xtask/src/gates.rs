@@ -50,6 +50,7 @@ pub const BARE_METAL_CLIPPY: &[&str] = &[
     "vchan-domain",
     "blk-hostile-domain",
     "net-hostile-domain",
+    "frontend-kit",
     "no-panic-probe",
 ];
 

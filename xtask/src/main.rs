@@ -64,6 +64,7 @@ pub const HOST_TEST_EXCLUDES: &[&str] = &[
     "vchan-domain",
     "blk-hostile-domain",
     "net-hostile-domain",
+    "frontend-kit",
     "net-domain",
     "storage-domain",
     "console-domain",

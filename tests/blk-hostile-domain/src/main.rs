@@ -92,10 +92,15 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{Ordering, fence};
 use core::time::Duration;
 
-use xen_rt::events::{EventError, Events};
+use frontend_kit::ring::{self as front, RingNames};
+use frontend_kit::store::{
+    STATE_CLOSED, STATE_CLOSING, STATE_CONNECTED, STATE_INITIALISED, STATE_INITWAIT, my_domid,
+    read_backend_id, read_opt, read_state, set_state, show_state, wait_state_in, wait_until, watch,
+};
+use frontend_kit::{Tally, release, xs};
+use xen_rt::events::Events;
 use xen_rt::gnttab::{GrantTable, GrantedPage};
 use xen_rt::hypercall::{DomId, EvtchnPort};
 use xen_rt::mem::{OwnedPage, PAGE_SIZE, SharedPage};
@@ -106,25 +111,12 @@ use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
 
-/// Offsets in the shared ring header (`io/ring.h`).
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
-
 /// `BLKIF_OP_*` values this domain sends.
 const OP_READ: u8 = 0;
 const OP_WRITE: u8 = 1;
 const OP_INDIRECT: u8 = 6;
 /// An operation no version of blkif defines.
 const OP_UNKNOWN: u8 = 200;
-
-/// `XenbusState*`.
-const STATE_INITWAIT: u32 = 2;
-const STATE_INITIALISED: u32 = 3;
-const STATE_CONNECTED: u32 = 4;
-const STATE_CLOSING: u32 = 5;
-const STATE_CLOSED: u32 = 6;
 
 /// Grant references no domain has (far beyond any grant table's size).
 const BAD_GREF: u32 = 0x7fff_0000;
@@ -141,21 +133,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waiting for the backend to let go of the ring after we closed.
 const UNMAP_GRACE: Duration = Duration::from_secs(2);
-/// Re-check shared state at least this often, even without an event
-/// (watch events coalesce; a lost notification must not turn into a hang).
-const POLL_STEP: Duration = Duration::from_millis(100);
-/// Ceiling for one pass over xenstore while waiting for a watch.
-const WATCH_STEP: Duration = Duration::from_millis(500);
 
+/// The start of every line this domain prints.
+const TAG: &str = "blk-hostile";
 const FE_TOKEN: &str = "blk-hostile-fe";
 const BE_TOKEN: &str = "blk-hostile-be";
 
 fn main(rt: &mut Runtime) {
-    println!(
-        "blk-hostile: banner xen-rt {} image={}",
-        xen_rt::VERSION,
-        rt.image_bytes()
-    );
+    frontend_kit::banner(TAG, rt);
     let ro_devid = rt.dt.bootarg("ro-devid").map(String::from);
     let (fe, mut ring) = match connect(rt, Pick::Except(ro_devid.as_deref())) {
         Ok(c) => c,
@@ -168,7 +153,7 @@ fn main(rt: &mut Runtime) {
         Ok(p) => p,
         Err(why) => {
             println!("blk-hostile: RESULT 0 passed, 1 failed ({why})");
-            release(&mut rt.grants, "ring", ring.page);
+            release(TAG, &mut rt.grants, "ring", ring.page);
             return;
         }
     };
@@ -184,7 +169,7 @@ fn main(rt: &mut Runtime) {
             0
         }
     };
-    let mut tally = Tally::default();
+    let mut tally = Tally::new(TAG);
     run_cases(
         &mut rt.events,
         &fe,
@@ -195,32 +180,19 @@ fn main(rt: &mut Runtime) {
     );
     ring_overflow(rt, &fe, &ring, &mut tally);
     if let Ok(mut store) = rt.store() {
-        let closed = format!("{STATE_CLOSED}");
-        if let Err(e) = store.write(&format!("{}/state", fe.fe), closed.as_bytes()) {
+        if let Err(e) = set_state(&mut store, &fe.fe, STATE_CLOSED) {
             println!("blk-hostile: writing our state 6 failed: {e:?}");
         }
-        // Give the backend a moment to unmap the ring (it goes Closed, or
-        // the toolstack removes its directory), so that ending our grant
-        // below succeeds; nothing is reported either way.
-        let state_path = format!("{}/state", fe.be);
-        let _ = wait_until(&mut store, UNMAP_GRACE, |s| {
-            Ok(match read_opt(s, &state_path)? {
-                Some(v) if v != closed => None,
-                _ => Some(()),
-            })
-        });
+        await_unmap(&mut store, &fe);
         let _ = store.unwatch(&fe.vbd_dir, FE_TOKEN);
         let _ = store.unwatch(&format!("{}/state", fe.be), BE_TOKEN);
     }
     pages.release(&mut rt.grants);
-    release(&mut rt.grants, "ring", ring.page);
+    release(TAG, &mut rt.grants, "ring", ring.page);
     if let Some(devid) = ro_devid {
         read_only_device(rt, &devid, &mut tally);
     }
-    println!(
-        "blk-hostile: RESULT {} passed, {} failed",
-        tally.passed, tally.failed
-    );
+    tally.print_result();
 }
 
 /// Boot argument `ro-devid=N`: a second vbd, attached read-only. A write
@@ -229,11 +201,7 @@ fn main(rt: &mut Runtime) {
 fn read_only_device(rt: &mut Runtime, devid: &str, t: &mut Tally) {
     let (fe, mut ring) = match connect(rt, Pick::Only(devid)) {
         Ok(c) => c,
-        Err(why) => {
-            t.failed += 1;
-            println!("blk-hostile: case ro-connect status none FAIL ({why})");
-            return;
-        }
+        Err(why) => return t.report("ro-connect", "status none", Err(why)),
     };
     println!(
         "blk-hostile: connected read-only vbd {devid} backend dom{} sectors {}",
@@ -242,9 +210,8 @@ fn read_only_device(rt: &mut Runtime, devid: &str, t: &mut Tally) {
     let pages = match DataPages::new(&mut rt.grants, fe.backend) {
         Ok(p) => p,
         Err(why) => {
-            t.failed += 1;
-            println!("blk-hostile: case ro-pages status none FAIL ({why})");
-            release(&mut rt.grants, "ring", ring.page);
+            t.report("ro-pages", "status none", Err(why));
+            release(TAG, &mut rt.grants, "ring", ring.page);
             return;
         }
     };
@@ -252,27 +219,30 @@ fn read_only_device(rt: &mut Runtime, devid: &str, t: &mut Tally) {
     let id = ring.new_id();
     let req = blkif::encode_request(OP_WRITE, fe.handle, id, 0, &[seg(a, 0, 7)]);
     let r = ring.submit(&mut rt.events, &req, id);
-    t.case("read-only-write", r, &[status::ERROR], || Ok(()));
+    case(t, "read-only-write", r, &[status::ERROR], || Ok(()));
     let id = ring.new_id();
     let req = blkif::encode_request(OP_READ, fe.handle, id, 0, &[seg(a, 0, 7)]);
     let r = ring.submit(&mut rt.events, &req, id);
-    t.case("read-only-read", r, &[status::OKAY], || Ok(()));
+    case(t, "read-only-read", r, &[status::OKAY], || Ok(()));
     if let Ok(mut store) = rt.store() {
-        let _ = store.write(
-            &format!("{}/state", fe.fe),
-            format!("{STATE_CLOSED}").as_bytes(),
-        );
-        let state_path = format!("{}/state", fe.be);
-        let closed = format!("{STATE_CLOSED}");
-        let _ = wait_until(&mut store, UNMAP_GRACE, |s| {
-            Ok(match read_opt(s, &state_path)? {
-                Some(v) if v != closed => None,
-                _ => Some(()),
-            })
-        });
+        let _ = set_state(&mut store, &fe.fe, STATE_CLOSED);
+        await_unmap(&mut store, &fe);
     }
     pages.release(&mut rt.grants);
-    release(&mut rt.grants, "ring", ring.page);
+    release(TAG, &mut rt.grants, "ring", ring.page);
+}
+
+/// Gives the backend a moment to unmap the ring after we closed (it goes
+/// Closed, or the toolstack removes its directory), so that ending our
+/// grant then succeeds; nothing is reported either way.
+fn await_unmap(store: &mut Store<'_>, f: &Frontend) {
+    let (state_path, closed) = (format!("{}/state", f.be), format!("{STATE_CLOSED}"));
+    let _ = wait_until(store, UNMAP_GRACE, |s| {
+        Ok(match read_opt(s, &state_path)? {
+            Some(v) if v != closed => None,
+            _ => Some(()),
+        })
+    });
 }
 
 /// What the handshake learnt.
@@ -289,6 +259,13 @@ struct Frontend {
     sectors: u64,
     max_indirect: u32,
 }
+
+/// How errors name the ring.
+const RING: RingNames = RingNames {
+    access: "ring page access",
+    rsp_prod: "rsp_prod",
+    pending: "request(s) in flight",
+};
 
 /// Our side of the shared ring. We are the only writer of `req_prod`
 /// and `rsp_event`; the backend writes `rsp_prod`, `req_event` and the
@@ -311,68 +288,15 @@ struct Indices {
     next_id: u64,
 }
 
-fn xs<E: core::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{what}: {e:?}")
-}
-
-/// Re-evaluates `check` after every watch event (and at least every
-/// [`WATCH_STEP`]) until it yields a value or `timeout` passes.
-fn wait_until<'a, T>(
-    store: &mut Store<'a>,
-    timeout: Duration,
-    mut check: impl FnMut(&mut Store<'a>) -> Result<Option<T>, String>,
-) -> Result<Option<T>, String> {
-    let deadline = Instant::now().after(timeout);
-    loop {
-        if let Some(v) = check(store)? {
-            return Ok(Some(v));
-        }
-        let left = deadline.duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        match store.next_watch_event(left.min(WATCH_STEP)) {
-            Ok(_) | Err(XsOpError::TimedOut) => {}
-            Err(e) => return Err(format!("waiting for a watch event: {e:?}")),
-        }
-    }
-}
-
-/// Registers a watch. If xenstored refuses it, the waits still work (they
-/// re-read every [`WATCH_STEP`]), so that is only noted.
-fn watch(store: &mut Store<'_>, path: &str, token: &str) -> Result<(), String> {
-    match store.watch(path, token) {
-        Ok(()) => Ok(()),
-        Err(XsOpError::Store(e)) => {
-            println!("blk-hostile: watch on {path} refused ({e:?}); polling instead");
-            Ok(())
-        }
-        Err(e) => Err(format!("watching {path}: {e:?}")),
-    }
-}
-
-/// Reads a node that may not exist yet: `Ok(None)` if xenstored said so
-/// (ENOENT, or EACCES before the toolstack set the permissions).
-fn read_opt(store: &mut Store<'_>, path: &str) -> Result<Option<String>, String> {
-    match store.read_string(path) {
-        Ok(v) => Ok(Some(v)),
-        Err(XsOpError::Store(_)) => Ok(None),
-        Err(e) => Err(format!("reading {path}: {e:?}")),
-    }
-}
-
 /// Waits until the backend's `state` is `want`; fails early if it went
 /// to Closing or Closed instead.
 fn wait_backend_state(store: &mut Store<'_>, be: &str, want: u32) -> Result<(), String> {
-    let path = format!("{be}/state");
-    let got = wait_until(store, ATTACH_TIMEOUT, |s| {
-        match read_opt(s, &path)?.and_then(|v| v.parse::<u32>().ok()) {
-            Some(st) if st == want => Ok(Some(())),
-            Some(st) if st >= STATE_CLOSING => {
-                Err(format!("backend state {st} while waiting for state {want}"))
-            }
-            _ => Ok(None),
+    let got = wait_until(store, ATTACH_TIMEOUT, |s| match read_state(s, be)? {
+        Some(st) if st == want => Ok(Some(())),
+        Some(st) if st >= STATE_CLOSING => {
+            Err(format!("backend state {st} while waiting for state {want}"))
         }
+        _ => Ok(None),
     })?;
     got.ok_or_else(|| {
         format!(
@@ -392,13 +316,10 @@ enum Pick<'a> {
 }
 
 fn connect(rt: &mut Runtime, pick: Pick<'_>) -> Result<(Frontend, Ring), String> {
-    let me = rt
-        .domid()
-        .ok_or_else(|| String::from("cannot read our domid from xenstore"))?
-        .0;
+    let me = my_domid(rt)?;
     let vbd_dir = format!("/local/domain/{me}/device/vbd");
     let mut store = rt.store().map_err(xs("connecting to xenstore"))?;
-    watch(&mut store, &vbd_dir, FE_TOKEN)?;
+    watch(TAG, &mut store, &vbd_dir, FE_TOKEN)?;
     println!("blk-hostile: dom{me} waiting for a vbd under {vbd_dir}");
     let found = wait_until(&mut store, ATTACH_TIMEOUT, |s| {
         let list = match s.directory(&vbd_dir) {
@@ -424,13 +345,8 @@ fn connect(rt: &mut Runtime, pick: Pick<'_>) -> Result<(Frontend, Ring), String>
         .parse::<u16>()
         .map_err(|_| format!("devid {devid:?} is not a 16-bit number"))?;
     let fe = format!("{vbd_dir}/{devid}");
-    let backend_id = store
-        .read_u32(&format!("{fe}/backend-id"))
-        .map_err(xs("reading backend-id"))?;
-    let backend = u16::try_from(backend_id)
-        .map(DomId)
-        .map_err(|_| format!("backend-id {backend_id} is not a domain id"))?;
-    watch(&mut store, &format!("{be}/state"), BE_TOKEN)?;
+    let backend = read_backend_id(&mut store, &fe)?;
+    watch(TAG, &mut store, &format!("{be}/state"), BE_TOKEN)?;
     wait_backend_state(&mut store, &be, STATE_INITWAIT)?;
     let sectors_text = store
         .read_string(&format!("{be}/sectors"))
@@ -444,24 +360,12 @@ fn connect(rt: &mut Runtime, pick: Pick<'_>) -> Result<(Frontend, Ring), String>
         Err(e) => return Err(format!("reading feature-max-indirect-segments: {e:?}")),
     };
 
-    // The ring: empty, asking for an event on the first request and the
-    // first response (FRONT_RING_INIT / SHARED_RING_INIT).
-    let page = OwnedPage::new().map_err(xs("allocating the ring page"))?;
-    {
-        let v = page.shared();
-        v.store_u32(REQ_EVENT, 1, Ordering::Relaxed)
-            .and_then(|()| v.store_u32(RSP_EVENT, 1, Ordering::Relaxed))
-            .map_err(xs("initialising the ring"))?;
-    }
-    let page = rt
-        .grants
-        .grant(page, backend, false)
-        .map_err(|(_, e)| format!("granting the ring: {e:?}"))?;
+    let page = front::ring_page(&mut rt.grants, backend, "the ring")?;
     let gref = page.gref().0;
     let port = match rt.events.alloc_unbound(backend) {
         Ok(p) => p,
         Err(e) => {
-            release(&mut rt.grants, "ring", page);
+            release(TAG, &mut rt.grants, "ring", page);
             return Err(format!("allocating the event channel: {e:?}"));
         }
     };
@@ -487,7 +391,7 @@ fn connect(rt: &mut Runtime, pick: Pick<'_>) -> Result<(Frontend, Ring), String>
     match publish(rt, &fe_info, gref, port) {
         Ok(()) => Ok((fe_info, ring)),
         Err(why) => {
-            release(&mut rt.grants, "ring", ring.page);
+            release(TAG, &mut rt.grants, "ring", ring.page);
             Err(why)
         }
     }
@@ -505,31 +409,9 @@ fn publish(rt: &mut Runtime, f: &Frontend, gref: u32, port: EvtchnPort) -> Resul
             tx.write(&format!("{}/protocol", f.fe), b"arm-abi")
         })
         .map_err(xs("writing ring-ref, event-channel and protocol"))?;
-    store
-        .write(
-            &format!("{}/state", f.fe),
-            format!("{STATE_INITIALISED}").as_bytes(),
-        )
-        .map_err(xs("writing state 3"))?;
+    set_state(&mut store, &f.fe, STATE_INITIALISED).map_err(xs("writing state 3"))?;
     wait_backend_state(&mut store, &f.be, STATE_CONNECTED)?;
-    store
-        .write(
-            &format!("{}/state", f.fe),
-            format!("{STATE_CONNECTED}").as_bytes(),
-        )
-        .map_err(xs("writing state 4"))
-}
-
-/// Ends the backend's access to one of our pages. A failure is only
-/// reported: the domain ends soon after, and the grant table reports the
-/// leaked page itself.
-fn release(grants: &mut GrantTable, what: &str, page: GrantedPage) {
-    if let Err((page, e)) = grants.end_access(page) {
-        println!(
-            "blk-hostile: ending the backend's access to the {what} page (gref {}) failed: {e:?}",
-            page.gref().0
-        );
-    }
+    set_state(&mut store, &f.fe, STATE_CONNECTED).map_err(xs("writing state 4"))
 }
 
 /// Pages granted to the backend for the requests.
@@ -584,9 +466,9 @@ impl DataPages {
     }
 
     fn release(self, grants: &mut GrantTable) {
-        release(grants, "data A", self.a);
-        release(grants, "data B", self.b);
-        release(grants, "indirect", self.garbage);
+        release(TAG, grants, "data A", self.a);
+        release(TAG, grants, "data B", self.b);
+        release(TAG, grants, "indirect", self.garbage);
     }
 
     /// Whether B holds A's bytes; `Err` says where they differ.
@@ -616,48 +498,27 @@ impl DataPages {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    passed: u32,
-    failed: u32,
-}
-
-impl Tally {
-    /// Prints one case line. `outcome`: the response status (or why there
-    /// is none); `accept`: the statuses that pass; `extra`: a check on the
-    /// result beyond the status (run only when the status passed).
-    fn case(
-        &mut self,
-        name: &str,
-        outcome: Result<i16, String>,
-        accept: &[i16],
-        extra: impl FnOnce() -> Result<(), String>,
-    ) {
-        let st = match outcome {
-            Ok(st) => st,
-            Err(why) => {
-                self.failed += 1;
-                println!("blk-hostile: case {name} status none FAIL ({why})");
-                return;
-            }
-        };
-        let verdict = if accept.contains(&st) {
-            extra()
-        } else {
-            let list: Vec<String> = accept.iter().map(|s| format!("{s}")).collect();
-            Err(format!("expected {}", list.join(" or ")))
-        };
-        match verdict {
-            Ok(()) => {
-                self.passed += 1;
-                println!("blk-hostile: case {name} status {st} ok");
-            }
-            Err(why) => {
-                self.failed += 1;
-                println!("blk-hostile: case {name} status {st} FAIL ({why})");
-            }
-        }
-    }
+/// Prints one case line. `outcome`: the response status (or why there is
+/// none); `accept`: the statuses that pass; `extra`: a check on the result
+/// beyond the status (run only when the status passed).
+fn case(
+    t: &mut Tally,
+    name: &str,
+    outcome: Result<i16, String>,
+    accept: &[i16],
+    extra: impl FnOnce() -> Result<(), String>,
+) {
+    let st = match outcome {
+        Ok(st) => st,
+        Err(why) => return t.report(name, "status none", Err(why)),
+    };
+    let verdict = if accept.contains(&st) {
+        extra()
+    } else {
+        let list: Vec<String> = accept.iter().map(|s| format!("{s}")).collect();
+        Err(format!("expected {}", list.join(" or ")))
+    };
+    t.report(name, &format!("status {st}"), verdict);
 }
 
 fn seg(gref: u32, first_sect: u8, last_sect: u8) -> Segment {
@@ -710,48 +571,48 @@ fn run_cases(
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_WRITE, id, at, &[seg(a, 0, 7)]), id);
-    t.case("sanity-write", r, &[OKAY], || Ok(()));
+    case(t, "sanity-write", r, &[OKAY], || Ok(()));
 
     p.clear_b();
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, at, &[seg(b, 0, 7)]), id);
-    t.case("sanity-read", r, &[OKAY], || p.b_equals_a());
+    case(t, "sanity-read", r, &[OKAY], || p.b_equals_a());
 
     let id = ring.new_id();
     let end = f.sectors.saturating_sub(4);
     let r = ring.submit(events, &rw(OP_READ, id, end, &[seg(b, 0, 7)]), id);
-    t.case("out-of-range", r, &[ERROR], || Ok(()));
+    case(t, "out-of-range", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, u64::MAX - 3, &[seg(b, 0, 7)]), id);
-    t.case("sector-overflow", r, &[ERROR], || Ok(()));
+    case(t, "sector-overflow", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, 0, &[seg(BAD_GREF, 0, 0)]), id);
-    t.case("bad-gref", r, &[ERROR], || Ok(()));
+    case(t, "bad-gref", r, &[ERROR], || Ok(()));
 
     // Eleven valid one-sector segments in the array, nr_segments 12.
     let id = ring.new_id();
     let mut req = rw(OP_READ, id, 0, &[seg(b, 0, 0); blkif::MAX_SEGMENTS]);
     req[1] = 12;
     let r = ring.submit(events, &req, id);
-    t.case("too-many-segments", r, &[ERROR], || Ok(()));
+    case(t, "too-many-segments", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, 0, &[]), id);
-    t.case("zero-segments", r, &[ERROR], || Ok(()));
+    case(t, "zero-segments", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, 0, &[seg(b, 5, 2)]), id);
-    t.case("first-after-last", r, &[ERROR], || Ok(()));
+    case(t, "first-after-last", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, 0, &[seg(b, 0, 8)]), id);
-    t.case("last-sect-8", r, &[ERROR], || Ok(()));
+    case(t, "last-sect-8", r, &[ERROR], || Ok(()));
 
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_UNKNOWN, id, 0, &[seg(b, 0, 7)]), id);
-    t.case("unknown-op", r, &[ERROR, EOPNOTSUPP], || Ok(()));
+    case(t, "unknown-op", r, &[ERROR, EOPNOTSUPP], || Ok(()));
 
     // More segments than advertised (or than 8 indirect pages can hold).
     let id = ring.new_id();
@@ -774,7 +635,7 @@ fn run_cases(
             f.max_indirect
         )),
     };
-    t.case("indirect-too-many", r, &[ERROR, EOPNOTSUPP], || Ok(()));
+    case(t, "indirect-too-many", r, &[ERROR, EOPNOTSUPP], || Ok(()));
 
     // Without indirect support, EOPNOTSUPP is the right answer too.
     let indirect_err: &[i16] = if f.max_indirect == 0 {
@@ -785,17 +646,17 @@ fn run_cases(
     let id = ring.new_id();
     let req = encode_indirect(OP_READ, 16, id, 0, h, &[garbage]);
     let r = ring.submit(events, &req, id);
-    t.case("indirect-garbage-page", r, indirect_err, || Ok(()));
+    case(t, "indirect-garbage-page", r, indirect_err, || Ok(()));
 
     let id = ring.new_id();
     let req = encode_indirect(OP_READ, 4, id, 0, h, &[BAD_INDIRECT_GREF]);
     let r = ring.submit(events, &req, id);
-    t.case("indirect-bad-gref", r, indirect_err, || Ok(()));
+    case(t, "indirect-bad-gref", r, indirect_err, || Ok(()));
 
     p.clear_b();
     let id = ring.new_id();
     let r = ring.submit(events, &rw(OP_READ, id, at, &[seg(b, 0, 7)]), id);
-    t.case("sanity-after", r, &[OKAY], || p.b_equals_a());
+    case(t, "sanity-after", r, &[OKAY], || p.b_equals_a());
 }
 
 impl Ring {
@@ -817,37 +678,18 @@ impl Ring {
             .page
             .shared()
             .ok_or_else(|| String::from("ring page gone"))?;
-        let mem = xs("ring page access");
         if self.idx.req_prod.wrapping_sub(self.idx.rsp_cons) >= blkif::RING_SIZE {
             return Err(String::from("ring full of unanswered requests"));
         }
         page.copy_in(blkif::slot_offset(self.idx.req_prod), entry)
-            .map_err(mem)?;
+            .map_err(xs(RING.access))?;
         self.idx.req_prod = self.idx.req_prod.wrapping_add(1);
         self.idx.outstanding.push(id);
-        // RING_PUSH_REQUESTS: the Release store orders the entry before
-        // the index; the full fence orders the index before the notify.
-        page.store_u32(REQ_PROD, self.idx.req_prod, Ordering::Release)
-            .map_err(xs("ring page access"))?;
-        fence(Ordering::SeqCst);
-        // Always notify (more often than req_event asks for is allowed).
-        events
-            .notify(self.port)
-            .map_err(xs("notifying the backend"))?;
-        let deadline = Instant::now().after(RESPONSE_TIMEOUT);
-        loop {
-            if let Some(st) = self.idx.collect(&page, id)? {
-                return Ok(st);
-            }
-            if Instant::now() >= deadline {
-                return Err(String::from("no response"));
-            }
-            let step = Instant::now().after(POLL_STEP).min(deadline);
-            match events.wait(self.port, Some(step)) {
-                Ok(()) | Err(EventError::TimedOut) => {}
-                Err(e) => return Err(format!("waiting for the backend: {e:?}")),
-            }
-        }
+        front::push(&page, self.idx.req_prod, events, self.port, RING.access)?;
+        front::poll_until(events, self.port, RESPONSE_TIMEOUT, || {
+            self.idx.collect(&page, id)
+        })?
+        .ok_or_else(|| String::from("no response"))
     }
 }
 
@@ -856,26 +698,16 @@ impl Indices {
     /// included). Returns the status of `id`'s response if it was among
     /// them; `Err` if the backend broke the ring protocol.
     fn collect(&mut self, page: &SharedPage, id: u64) -> Result<Option<i16>, String> {
-        let mem = |e| format!("ring page access: {e:?}");
         let mut found = None;
         // Each pass consumes at least one response or ends, and there are
         // at most RING_SIZE outstanding; the bound only guards against a
         // backend that keeps moving rsp_prod back and forth.
         for _ in 0..=blkif::RING_SIZE * 2 {
-            // Copy the index once; Acquire orders the entry reads after it.
-            let rsp_prod = page.load_u32(RSP_PROD, Ordering::Acquire).map_err(mem)?;
-            let ready = rsp_prod.wrapping_sub(self.rsp_cons);
-            let in_flight = self.req_prod.wrapping_sub(self.rsp_cons);
-            if ready > in_flight {
-                return Err(format!(
-                    "rsp_prod {rsp_prod} is {ready} ahead of rsp_cons {} with {in_flight} request(s) in flight",
-                    self.rsp_cons
-                ));
-            }
+            let ready = front::ready(page, &RING, self.req_prod, self.rsp_cons)?;
             for _ in 0..ready {
                 let mut bytes = [0u8; blkif::RESPONSE_SIZE];
                 page.copy_out(blkif::slot_offset(self.rsp_cons), &mut bytes)
-                    .map_err(mem)?;
+                    .map_err(xs(RING.access))?;
                 self.rsp_cons = self.rsp_cons.wrapping_add(1);
                 let (rid, _op, st) = blkif::decode_response(&bytes);
                 match self.outstanding.iter().position(|&o| o == rid) {
@@ -888,17 +720,9 @@ impl Indices {
                     found = Some(st);
                 }
             }
-            // Ask for an event on the next response, then look once more
-            // (a response pushed before the backend saw rsp_event).
-            page.store_u32(RSP_EVENT, self.rsp_cons.wrapping_add(1), Ordering::Release)
-                .map_err(mem)?;
-            fence(Ordering::SeqCst);
-            if found.is_some() {
+            let more = front::final_check(page, self.rsp_cons, RING.access)?;
+            if found.is_some() || !more {
                 return Ok(found);
-            }
-            let again = page.load_u32(RSP_PROD, Ordering::Acquire).map_err(mem)?;
-            if again == self.rsp_cons {
-                return Ok(None);
             }
         }
         Err(String::from("rsp_prod keeps changing"))
@@ -907,29 +731,14 @@ impl Indices {
 
 /// Corrupts the ring indices and waits for the backend to disconnect.
 fn ring_overflow(rt: &mut Runtime, f: &Frontend, ring: &Ring, t: &mut Tally) {
-    let state_path = format!("{}/state", f.be);
-    let read_state = |rt: &mut Runtime| -> Option<u32> {
-        let mut store = rt.store().ok()?;
-        read_opt(&mut store, &state_path).ok()??.parse().ok()
+    let mut report = |state: Option<u32>, ms: u64, r: Result<(), String>| {
+        let detail = format!("backend state {} after {ms} ms", show_state(state));
+        t.report("ring-overflow", &detail, r);
     };
-    let show = |s: Option<u32>| s.map_or(String::from("none"), |s| format!("{s}"));
-    let mut report = |state: Option<u32>, ms: u64, r: Result<(), String>| match r {
-        Ok(()) => {
-            t.passed += 1;
-            println!(
-                "blk-hostile: case ring-overflow backend state {} after {ms} ms ok",
-                show(state)
-            );
-        }
-        Err(why) => {
-            t.failed += 1;
-            println!(
-                "blk-hostile: case ring-overflow backend state {} after {ms} ms FAIL ({why})",
-                show(state)
-            );
-        }
-    };
-    let before = read_state(rt);
+    let before = rt
+        .store()
+        .ok()
+        .and_then(|mut s| read_state(&mut s, &f.be).ok().flatten());
     if before != Some(STATE_CONNECTED) {
         return report(
             before,
@@ -940,32 +749,21 @@ fn ring_overflow(rt: &mut Runtime, f: &Frontend, ring: &Ring, t: &mut Tally) {
     let Some(page) = ring.page.shared() else {
         return report(before, 0, Err(String::from("ring page gone")));
     };
-    let corrupt = page
-        .load_u32(RSP_PROD, Ordering::Acquire)
-        .and_then(|rsp_prod| {
-            page.store_u32(REQ_PROD, rsp_prod.wrapping_add(64), Ordering::Release)
-        });
-    if let Err(e) = corrupt {
-        return report(before, 0, Err(format!("ring page access: {e:?}")));
-    }
-    fence(Ordering::SeqCst);
-    if let Err(e) = rt.events.notify(ring.port) {
-        return report(before, 0, Err(format!("notifying the backend: {e:?}")));
+    if let Err(why) = front::overflow(&page, 64, &rt.events, ring.port, RING.access) {
+        return report(before, 0, Err(why));
     }
     let t0 = Instant::now();
     let mut last = before;
     let outcome = match rt.store() {
-        Ok(mut store) => wait_until(&mut store, CLOSE_TIMEOUT, |s| {
-            let st = read_opt(s, &state_path)?.and_then(|v| v.parse::<u32>().ok());
-            last = st.or(last);
-            Ok(st.filter(|&n| n == STATE_CLOSING || n == STATE_CLOSED))
+        Ok(mut store) => wait_state_in(&mut store, &f.be, CLOSE_TIMEOUT, &mut last, |n| {
+            n == STATE_CLOSING || n == STATE_CLOSED
         }),
         Err(e) => Err(format!("connecting to xenstore: {e:?}")),
     };
     let ms = t0.elapsed().as_millis() as u64;
     match outcome {
-        Ok(Some(_)) => report(last, ms, Ok(())),
-        Ok(None) => report(
+        Ok(true) => report(last, ms, Ok(())),
+        Ok(false) => report(
             last,
             ms,
             Err(format!(

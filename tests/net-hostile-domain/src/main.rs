@@ -122,10 +122,15 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{Ordering, fence};
 use core::time::Duration;
 
-use xen_rt::events::{EventError, Events};
+use frontend_kit::ring::{self as front, RingNames};
+use frontend_kit::store::{
+    STATE_CLOSED, STATE_CLOSING, STATE_CONNECTED, STATE_INITIALISING, STATE_INITWAIT, my_domid,
+    read_backend_id, read_opt, read_state, set_state, show_state, wait_state, wait_until, watch,
+};
+use frontend_kit::{Tally, release, xs};
+use xen_rt::events::Events;
 use xen_rt::gnttab::{GrantTable, GrantedPage};
 use xen_rt::hypercall::{DomId, EvtchnPort};
 use xen_rt::mem::{OwnedPage, PAGE_SIZE};
@@ -134,23 +139,9 @@ use xen_rt::proto::netif::{
     TxRequest, status, txf,
 };
 use xen_rt::time::Instant;
-use xen_rt::xenstore::{Store, XsOpError};
 use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
-
-/// Offsets in the shared ring header (`io/ring.h`).
-const REQ_PROD: usize = 0;
-const REQ_EVENT: usize = 4;
-const RSP_PROD: usize = 8;
-const RSP_EVENT: usize = 12;
-
-/// `XenbusState*`.
-const STATE_INITIALISING: u32 = 1;
-const STATE_INITWAIT: u32 = 2;
-const STATE_CONNECTED: u32 = 4;
-const STATE_CLOSING: u32 = 5;
-const STATE_CLOSED: u32 = 6;
 
 /// A grant reference no domain has (far beyond any grant table's size).
 const BAD_GREF: u32 = 0x00ff_ffff;
@@ -180,23 +171,16 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Waiting for the backend to disconnect after a fatal case, and to show
 /// Closed after we closed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Re-check shared state at least this often, even without an event
-/// (a lost notification must not turn into a hang).
-const POLL_STEP: Duration = Duration::from_millis(100);
-/// Ceiling for one pass over xenstore while waiting for a watch.
-const WATCH_STEP: Duration = Duration::from_millis(500);
 /// rx responses `rx-id-out-of-range` reads before giving up on finding
 /// the source's frame among guest broadcasts.
 const RX_TRIES: usize = 64;
 
+/// The start of every line this domain prints.
+const TAG: &str = "net-hostile";
 const DIR_TOKEN: &str = "net-hostile-dir";
 
 fn main(rt: &mut Runtime) {
-    println!(
-        "net-hostile: banner xen-rt {} image={}",
-        xen_rt::VERSION,
-        rt.image_bytes()
-    );
+    frontend_kit::banner(TAG, rt);
     let mut h = match setup(rt) {
         Ok(h) => h,
         Err(why) => {
@@ -204,15 +188,12 @@ fn main(rt: &mut Runtime) {
             return;
         }
     };
-    let mut t = Tally::default();
+    let mut t = Tally::new(TAG);
     h.tx_cases(rt, &mut t);
     h.rx_cases(rt, &mut t);
     h.fatal_cases(rt, &mut t);
     h.finish(rt);
-    println!(
-        "net-hostile: RESULT {} passed, {} failed",
-        t.passed, t.failed
-    );
+    t.print_result();
 }
 
 /// One of our vifs, as the toolstack created it.
@@ -225,6 +206,18 @@ struct Vif {
     backend: DomId,
     mac: [u8; 6],
 }
+
+/// How errors name the two rings.
+const TX: RingNames = RingNames {
+    access: "tx ring access",
+    rsp_prod: "tx rsp_prod",
+    pending: "in flight",
+};
+const RX: RingNames = RingNames {
+    access: "rx ring access",
+    rsp_prod: "rx rsp_prod",
+    pending: "posted",
+};
 
 /// One connection of a vif: its rings and event channel. We are the only
 /// writer of `req_prod` and `rsp_event`; the backend writes `rsp_prod`,
@@ -252,14 +245,11 @@ struct Pages {
 
 /// Finds both vifs, connects them and prepares the data pages.
 fn setup(rt: &mut Runtime) -> Result<Hostile, String> {
-    let me = rt
-        .domid()
-        .ok_or_else(|| String::from("cannot read our domid from xenstore"))?
-        .0;
+    let me = my_domid(rt)?;
     let dir = format!("/local/domain/{me}/device/vif");
     {
         let mut store = rt.store().map_err(xs("connecting to xenstore"))?;
-        watch(&mut store, &dir, DIR_TOKEN)?;
+        watch(TAG, &mut store, &dir, DIR_TOKEN)?;
     }
     println!("net-hostile: dom{me} waiting for vifs 0 and 1 under {dir}");
     let tv = find_vif(rt, &dir, 0, ATTACH_TIMEOUT)?;
@@ -305,83 +295,6 @@ fn setup(rt: &mut Runtime) -> Result<Hostile, String> {
     })
 }
 
-fn xs<E: core::fmt::Debug>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{what}: {e:?}")
-}
-
-/// Re-evaluates `check` after every watch event (and at least every
-/// [`WATCH_STEP`]) until it yields a value or `timeout` passes.
-fn wait_until<'a, T>(
-    store: &mut Store<'a>,
-    timeout: Duration,
-    mut check: impl FnMut(&mut Store<'a>) -> Result<Option<T>, String>,
-) -> Result<Option<T>, String> {
-    let deadline = Instant::now().after(timeout);
-    loop {
-        if let Some(v) = check(store)? {
-            return Ok(Some(v));
-        }
-        let left = deadline.duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        match store.next_watch_event(left.min(WATCH_STEP)) {
-            Ok(_) | Err(XsOpError::TimedOut) => {}
-            Err(e) => return Err(format!("waiting for a watch event: {e:?}")),
-        }
-    }
-}
-
-/// Registers a watch. If xenstored refuses it, the waits still work (they
-/// re-read every [`WATCH_STEP`]), so that is only noted.
-fn watch(store: &mut Store<'_>, path: &str, token: &str) -> Result<(), String> {
-    match store.watch(path, token) {
-        Ok(()) => Ok(()),
-        Err(XsOpError::Store(e)) => {
-            println!("net-hostile: watch on {path} refused ({e:?}); polling instead");
-            Ok(())
-        }
-        Err(e) => Err(format!("watching {path}: {e:?}")),
-    }
-}
-
-/// Reads a node that may not exist yet: `Ok(None)` if xenstored said so
-/// (ENOENT, or EACCES before the toolstack set the permissions).
-fn read_opt(store: &mut Store<'_>, path: &str) -> Result<Option<String>, String> {
-    match store.read_string(path) {
-        Ok(v) => Ok(Some(v)),
-        Err(XsOpError::Store(_)) => Ok(None),
-        Err(e) => Err(format!("reading {path}: {e:?}")),
-    }
-}
-
-/// The backend's state (`None`: missing or not a number).
-fn read_state(store: &mut Store<'_>, be: &str) -> Result<Option<u32>, String> {
-    Ok(read_opt(store, &format!("{be}/state"))?.and_then(|v| v.parse().ok()))
-}
-
-/// Waits up to `timeout` until the backend's state satisfies `done`.
-/// Returns whether it did, and the last state read.
-fn wait_state(
-    rt: &mut Runtime,
-    be: &str,
-    timeout: Duration,
-    done: impl Fn(u32) -> bool,
-) -> Result<(bool, Option<u32>), String> {
-    let mut store = rt.store().map_err(xs("connecting to xenstore"))?;
-    let mut last = None;
-    let hit = wait_until(&mut store, timeout, |s| {
-        let st = read_state(s, be)?;
-        last = st.or(last);
-        Ok(st.filter(|&n| done(n)))
-    })?;
-    Ok((hit.is_some(), last))
-}
-
-fn show_state(s: Option<u32>) -> String {
-    s.map_or(String::from("none"), |s| format!("{s}"))
-}
-
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = s.trim().split(':');
@@ -411,17 +324,13 @@ fn find_vif(rt: &mut Runtime, dir: &str, devid: u32, timeout: Duration) -> Resul
             timeout.as_secs()
         )
     })?;
-    let backend_id = store
-        .read_u32(&format!("{fe}/backend-id"))
-        .map_err(xs("reading backend-id"))?;
-    let backend = u16::try_from(backend_id)
-        .map(DomId)
-        .map_err(|_| format!("backend-id {backend_id} is not a domain id"))?;
+    let backend = read_backend_id(&mut store, &fe)?;
     let mac_text = store
         .read_string(&format!("{fe}/mac"))
         .map_err(xs("reading mac"))?;
     let mac = parse_mac(&mac_text).ok_or_else(|| format!("mac {mac_text:?} is not a MAC"))?;
     watch(
+        TAG,
         &mut store,
         &format!("{be}/state"),
         &format!("net-hostile-be-{devid}"),
@@ -435,44 +344,11 @@ fn find_vif(rt: &mut Runtime, dir: &str, devid: u32, timeout: Duration) -> Resul
     })
 }
 
-/// Ends the backend's access to one of our pages. A failure is only
-/// reported: the domain ends soon after, and the grant table reports the
-/// leaked page itself.
-fn release(grants: &mut GrantTable, what: &str, page: GrantedPage) {
-    if let Err((page, e)) = grants.end_access(page) {
-        println!(
-            "net-hostile: ending the backend's access to the {what} page (gref {}) failed: {e:?}",
-            page.gref().0
-        );
-    }
-}
-
-/// A fresh ring page (`SHARED_RING_INIT` / `FRONT_RING_INIT`: empty,
-/// asking for an event on the first request and the first response),
-/// granted read-write to `backend`.
-fn ring_page(grants: &mut GrantTable, backend: DomId) -> Result<GrantedPage, String> {
-    let page = OwnedPage::new().map_err(xs("allocating a ring page"))?;
-    {
-        let v = page.shared();
-        v.store_u32(REQ_EVENT, 1, Ordering::Relaxed)
-            .and_then(|()| v.store_u32(RSP_EVENT, 1, Ordering::Relaxed))
-            .map_err(xs("initialising a ring"))?;
-    }
-    grants
-        .grant(page, backend, false)
-        .map_err(|(_, e)| format!("granting a ring page: {e:?}"))
-}
-
 /// The handshake for one connection of `v` (see the crate docs).
 fn connect(rt: &mut Runtime, v: &Vif) -> Result<Conn, String> {
     {
         let mut store = rt.store().map_err(xs("connecting to xenstore"))?;
-        store
-            .write(
-                &format!("{}/state", v.fe),
-                format!("{STATE_INITIALISING}").as_bytes(),
-            )
-            .map_err(xs("writing state 1"))?;
+        set_state(&mut store, &v.fe, STATE_INITIALISING).map_err(xs("writing state 1"))?;
     }
     let (ok, last) = wait_state(rt, &v.be, STEP_TIMEOUT, |s| s == STATE_INITWAIT)?;
     if !ok {
@@ -483,19 +359,19 @@ fn connect(rt: &mut Runtime, v: &Vif) -> Result<Conn, String> {
             STEP_TIMEOUT.as_secs()
         ));
     }
-    let tx = ring_page(&mut rt.grants, v.backend)?;
-    let rx = match ring_page(&mut rt.grants, v.backend) {
+    let tx = front::ring_page(&mut rt.grants, v.backend, "a ring")?;
+    let rx = match front::ring_page(&mut rt.grants, v.backend, "a ring") {
         Ok(p) => p,
         Err(why) => {
-            release(&mut rt.grants, "tx ring", tx);
+            release(TAG, &mut rt.grants, "tx ring", tx);
             return Err(why);
         }
     };
     let port = match rt.events.alloc_unbound(v.backend) {
         Ok(p) => p,
         Err(e) => {
-            release(&mut rt.grants, "tx ring", tx);
-            release(&mut rt.grants, "rx ring", rx);
+            release(TAG, &mut rt.grants, "tx ring", tx);
+            release(TAG, &mut rt.grants, "rx ring", rx);
             return Err(format!("allocating the event channel: {e:?}"));
         }
     };
@@ -537,12 +413,7 @@ fn publish(rt: &mut Runtime, v: &Vif, c: &Conn) -> Result<(), String> {
                 Ok(())
             })
             .map_err(xs("writing the ring details"))?;
-        store
-            .write(
-                &format!("{}/state", v.fe),
-                format!("{STATE_CONNECTED}").as_bytes(),
-            )
-            .map_err(xs("writing state 4"))?;
+        set_state(&mut store, &v.fe, STATE_CONNECTED).map_err(xs("writing state 4"))?;
     }
     let (ok, last) = wait_state(rt, &v.be, STEP_TIMEOUT, |s| {
         s == STATE_CONNECTED || s >= STATE_CLOSING
@@ -561,12 +432,7 @@ fn publish(rt: &mut Runtime, v: &Vif, c: &Conn) -> Result<(), String> {
 /// unmapped the rings by then), then the grants and the port go.
 fn disconnect(rt: &mut Runtime, v: &Vif, c: Conn) -> Result<(), String> {
     let wrote = match rt.store() {
-        Ok(mut store) => store
-            .write(
-                &format!("{}/state", v.fe),
-                format!("{STATE_CLOSED}").as_bytes(),
-            )
-            .map_err(xs("writing state 6")),
+        Ok(mut store) => set_state(&mut store, &v.fe, STATE_CLOSED).map_err(xs("writing state 6")),
         Err(e) => Err(format!("connecting to xenstore: {e:?}")),
     };
     let closed = wrote.and_then(|()| wait_state(rt, &v.be, CLOSE_TIMEOUT, |s| s == STATE_CLOSED));
@@ -583,8 +449,8 @@ fn disconnect(rt: &mut Runtime, v: &Vif, c: Conn) -> Result<(), String> {
 
 impl Conn {
     fn release(self, rt: &mut Runtime) {
-        release(&mut rt.grants, "tx ring", self.tx);
-        release(&mut rt.grants, "rx ring", self.rx);
+        release(TAG, &mut rt.grants, "tx ring", self.tx);
+        release(TAG, &mut rt.grants, "rx ring", self.rx);
         if let Err(e) = rt.events.close(self.port) {
             println!("net-hostile: closing port {}: {e:?}", self.port.0);
         }
@@ -603,69 +469,46 @@ impl Conn {
         }
         for r in reqs {
             page.copy_in(netif::tx_slot_offset(self.tx_prod), &r.encode())
-                .map_err(xs("tx ring access"))?;
+                .map_err(xs(TX.access))?;
             self.tx_prod = self.tx_prod.wrapping_add(1);
         }
-        // The Release store orders the entries before the index; the full
-        // fence orders the index before the notification.
-        page.store_u32(REQ_PROD, self.tx_prod, Ordering::Release)
-            .map_err(xs("tx ring access"))?;
-        fence(Ordering::SeqCst);
-        events
-            .notify(self.port)
-            .map_err(xs("notifying the backend"))
+        front::push(&page, self.tx_prod, events, self.port, TX.access)
     }
 
     /// Waits up to [`RESPONSE_TIMEOUT`] for `n` tx responses:
     /// `(id, status)` in ring order.
     fn tx_wait(&mut self, events: &mut Events, n: usize) -> Result<Vec<(u16, i16)>, String> {
         let mut got = Vec::new();
-        let deadline = Instant::now().after(RESPONSE_TIMEOUT);
-        loop {
-            let page = self
-                .tx
-                .shared()
-                .ok_or_else(|| String::from("tx ring page gone"))?;
-            // Copy the index once; Acquire orders the entry reads after it.
-            let rsp_prod = page
-                .load_u32(RSP_PROD, Ordering::Acquire)
-                .map_err(xs("tx ring access"))?;
-            let ready = rsp_prod.wrapping_sub(self.tx_cons);
-            let in_flight = self.tx_prod.wrapping_sub(self.tx_cons);
-            if ready > in_flight {
-                return Err(format!(
-                    "tx rsp_prod {rsp_prod} is {ready} ahead of rsp_cons {} with {in_flight} in flight",
-                    self.tx_cons
-                ));
+        let done = front::poll_until(events, self.port, RESPONSE_TIMEOUT, || {
+            loop {
+                let page = self
+                    .tx
+                    .shared()
+                    .ok_or_else(|| String::from("tx ring page gone"))?;
+                let mut ready = front::ready(&page, &TX, self.tx_prod, self.tx_cons)?;
+                while got.len() < n && ready > 0 {
+                    let mut b = [0u8; TX_RESPONSE_SIZE];
+                    page.copy_out(netif::tx_slot_offset(self.tx_cons), &mut b)
+                        .map_err(xs(TX.access))?;
+                    self.tx_cons = self.tx_cons.wrapping_add(1);
+                    ready -= 1;
+                    got.push(netif::decode_tx_response(&b));
+                }
+                if got.len() >= n {
+                    return Ok(Some(()));
+                }
+                if !front::final_check(&page, self.tx_cons, TX.access)? {
+                    return Ok(None);
+                }
             }
-            while got.len() < n && self.tx_cons != rsp_prod {
-                let mut b = [0u8; TX_RESPONSE_SIZE];
-                page.copy_out(netif::tx_slot_offset(self.tx_cons), &mut b)
-                    .map_err(xs("tx ring access"))?;
-                self.tx_cons = self.tx_cons.wrapping_add(1);
-                got.push(netif::decode_tx_response(&b));
-            }
-            if got.len() >= n {
-                return Ok(got);
-            }
-            // Ask for an event on the next response, then look once more.
-            page.store_u32(RSP_EVENT, self.tx_cons.wrapping_add(1), Ordering::Release)
-                .map_err(xs("tx ring access"))?;
-            fence(Ordering::SeqCst);
-            let again = page
-                .load_u32(RSP_PROD, Ordering::Acquire)
-                .map_err(xs("tx ring access"))?;
-            if again != self.tx_cons {
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "{} of {n} response(s) after {} s",
-                    got.len(),
-                    RESPONSE_TIMEOUT.as_secs()
-                ));
-            }
-            wait_port(events, self.port, deadline)?;
+        })?;
+        match done {
+            Some(()) => Ok(got),
+            None => Err(format!(
+                "{} of {n} response(s) after {} s",
+                got.len(),
+                RESPONSE_TIMEOUT.as_secs()
+            )),
         }
     }
 
@@ -679,59 +522,32 @@ impl Conn {
             return Err(String::from("rx ring full"));
         }
         page.copy_in(netif::rx_slot_offset(self.rx_prod), &req.encode())
-            .map_err(xs("rx ring access"))?;
+            .map_err(xs(RX.access))?;
         self.rx_prod = self.rx_prod.wrapping_add(1);
-        page.store_u32(REQ_PROD, self.rx_prod, Ordering::Release)
-            .map_err(xs("rx ring access"))?;
-        fence(Ordering::SeqCst);
-        events
-            .notify(self.port)
-            .map_err(xs("notifying the backend"))
+        front::push(&page, self.rx_prod, events, self.port, RX.access)
     }
 
     /// Waits up to [`RESPONSE_TIMEOUT`] for the next rx response.
     fn rx_wait(&mut self, events: &mut Events) -> Result<RxResponse, String> {
-        let deadline = Instant::now().after(RESPONSE_TIMEOUT);
-        loop {
-            let page = self
-                .rx
-                .shared()
-                .ok_or_else(|| String::from("rx ring page gone"))?;
-            let rsp_prod = page
-                .load_u32(RSP_PROD, Ordering::Acquire)
-                .map_err(xs("rx ring access"))?;
-            let ready = rsp_prod.wrapping_sub(self.rx_cons);
-            let in_flight = self.rx_prod.wrapping_sub(self.rx_cons);
-            if ready > in_flight {
-                return Err(format!(
-                    "rx rsp_prod {rsp_prod} is {ready} ahead of rsp_cons {} with {in_flight} posted",
-                    self.rx_cons
-                ));
+        front::poll_until(events, self.port, RESPONSE_TIMEOUT, || {
+            loop {
+                let page = self
+                    .rx
+                    .shared()
+                    .ok_or_else(|| String::from("rx ring page gone"))?;
+                if front::ready(&page, &RX, self.rx_prod, self.rx_cons)? > 0 {
+                    let mut b = [0u8; RX_RESPONSE_SIZE];
+                    page.copy_out(netif::rx_slot_offset(self.rx_cons), &mut b)
+                        .map_err(xs(RX.access))?;
+                    self.rx_cons = self.rx_cons.wrapping_add(1);
+                    return Ok(Some(RxResponse::parse(&b)));
+                }
+                if !front::final_check(&page, self.rx_cons, RX.access)? {
+                    return Ok(None);
+                }
             }
-            if ready > 0 {
-                let mut b = [0u8; RX_RESPONSE_SIZE];
-                page.copy_out(netif::rx_slot_offset(self.rx_cons), &mut b)
-                    .map_err(xs("rx ring access"))?;
-                self.rx_cons = self.rx_cons.wrapping_add(1);
-                return Ok(RxResponse::parse(&b));
-            }
-            page.store_u32(RSP_EVENT, self.rx_cons.wrapping_add(1), Ordering::Release)
-                .map_err(xs("rx ring access"))?;
-            fence(Ordering::SeqCst);
-            let again = page
-                .load_u32(RSP_PROD, Ordering::Acquire)
-                .map_err(xs("rx ring access"))?;
-            if again != self.rx_cons {
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no rx response after {} s",
-                    RESPONSE_TIMEOUT.as_secs()
-                ));
-            }
-            wait_port(events, self.port, deadline)?;
-        }
+        })?
+        .ok_or_else(|| format!("no rx response after {} s", RESPONSE_TIMEOUT.as_secs()))
     }
 
     /// Moves `req_prod` of the tx or rx ring [`OVERFLOW`] entries past the
@@ -742,26 +558,7 @@ impl Conn {
         let page = ring
             .shared()
             .ok_or_else(|| String::from("ring page gone"))?;
-        let rsp_prod = page
-            .load_u32(RSP_PROD, Ordering::Acquire)
-            .map_err(xs("ring access"))?;
-        let bad = rsp_prod.wrapping_add(OVERFLOW);
-        page.store_u32(REQ_PROD, bad, Ordering::Release)
-            .map_err(xs("ring access"))?;
-        fence(Ordering::SeqCst);
-        events
-            .notify(self.port)
-            .map_err(xs("notifying the backend"))?;
-        Ok(bad)
-    }
-}
-
-/// Sleeps until `port` fires, [`POLL_STEP`] passes or `deadline` comes.
-fn wait_port(events: &mut Events, port: EvtchnPort, deadline: Instant) -> Result<(), String> {
-    let step = Instant::now().after(POLL_STEP).min(deadline);
-    match events.wait(port, Some(step)) {
-        Ok(()) | Err(EventError::TimedOut) => Ok(()),
-        Err(e) => Err(format!("waiting for the backend: {e:?}")),
+        front::overflow(&page, OVERFLOW, events, self.port, "ring access")
     }
 }
 
@@ -800,14 +597,14 @@ impl Pages {
         let rx_page = match OwnedPage::new() {
             Ok(p) => p,
             Err(e) => {
-                release(grants, "frames", frames);
+                release(TAG, grants, "frames", frames);
                 return Err(format!("allocating the rx page: {e:?}"));
             }
         };
         let rx = match grants.grant(rx_page, backend, false) {
             Ok(p) => p,
             Err((_, e)) => {
-                release(grants, "frames", frames);
+                release(TAG, grants, "frames", frames);
                 return Err(format!("granting the rx page: {e:?}"));
             }
         };
@@ -815,8 +612,8 @@ impl Pages {
     }
 
     fn release(self, grants: &mut GrantTable) {
-        release(grants, "frames", self.frames);
-        release(grants, "rx data", self.rx);
+        release(TAG, grants, "frames", self.frames);
+        release(TAG, grants, "rx data", self.rx);
     }
 
     /// Whether the rx page holds the source's frame at `offset`.
@@ -835,28 +632,6 @@ impl Pages {
             Ok(())
         } else {
             Err(String::from("60 bytes, not our frame"))
-        }
-    }
-}
-
-#[derive(Default)]
-struct Tally {
-    passed: u32,
-    failed: u32,
-}
-
-impl Tally {
-    /// Prints one case line.
-    fn report(&mut self, name: &str, detail: &str, verdict: Result<(), String>) {
-        match verdict {
-            Ok(()) => {
-                self.passed += 1;
-                println!("net-hostile: case {name} {detail} ok");
-            }
-            Err(why) => {
-                self.failed += 1;
-                println!("net-hostile: case {name} {detail} FAIL ({why})");
-            }
         }
     }
 }
@@ -898,20 +673,9 @@ struct Hostile {
 }
 
 impl Hostile {
-    /// A packet on the target's tx ring, answered as `want` says.
+    /// A packet on the target's tx ring, answered as `want` says; `then`
+    /// is checked once the responses passed.
     fn tx_case(
-        &mut self,
-        rt: &mut Runtime,
-        t: &mut Tally,
-        name: &str,
-        reqs: &[TxRequest],
-        want: &[(u16, i16)],
-    ) -> bool {
-        self.tx_case_then(rt, t, name, reqs, want, |_| Ok(()))
-    }
-
-    /// [`Self::tx_case`], with `then` checked once the responses passed.
-    fn tx_case_then(
         &mut self,
         rt: &mut Runtime,
         t: &mut Tally,
@@ -944,63 +708,49 @@ impl Hostile {
         use status::{ERROR, OKAY};
         let f = self.pages.frames.gref().0;
         let (s, n) = (SELF_AT, FRAME_LEN);
-        self.learnt = self.tx_case(rt, t, "tx-sanity", &[req(f, s, false, 1, n)], &[(1, OKAY)]);
-        self.tx_case(
-            rt,
-            t,
-            "tx-bad-gref",
-            &[req(BAD_GREF, s, false, 2, n)],
-            &[(2, ERROR)],
-        );
-        self.tx_case(
-            rt,
-            t,
-            "tx-zero-length",
-            &[req(f, s, false, 3, 0)],
-            &[(3, ERROR)],
-        );
+        let sanity = [req(f, s, false, 1, n)];
+        self.learnt = self.tx_case(rt, t, "tx-sanity", &sanity, &[(1, OKAY)], |_| Ok(()));
         let runt = netif::ETH_HLEN - 1;
-        self.tx_case(
-            rt,
-            t,
-            "tx-runt",
-            &[req(f, s, false, 4, runt)],
-            &[(4, ERROR)],
-        );
-        self.tx_case(
-            rt,
-            t,
-            "tx-zero-fragment",
-            &[req(f, s, true, 5, n), req(f, s + n, false, 6, 0)],
-            &[(5, ERROR), (6, ERROR)],
-        );
-        self.tx_case(
-            rt,
-            t,
-            "tx-fragment-oversized",
-            &[req(f, s, true, 7, n), req(f, s, false, 8, 2000)],
-            &[(7, ERROR), (8, ERROR)],
-        );
-        self.tx_case(
-            rt,
-            t,
-            "tx-bad-gref-fragment",
-            &[
-                req(f, s, true, 9, n),
-                req(BAD_GREF, s + HALF, false, 10, HALF),
-            ],
-            &[(9, ERROR), (10, ERROR)],
-        );
-        self.tx_case(
-            rt,
-            t,
-            "tx-id-out-of-range",
-            &[
-                req(f, s, true, 0xffff, n),
-                req(f, s + HALF, false, 0xffff, HALF),
-            ],
-            &[(0xffff, OKAY), (0xffff, OKAY)],
-        );
+        // (name, the packet's requests, the responses that pass)
+        type Case<'a> = (&'a str, &'a [TxRequest], &'a [(u16, i16)]);
+        let cases: [Case; 7] = [
+            (
+                "tx-bad-gref",
+                &[req(BAD_GREF, s, false, 2, n)],
+                &[(2, ERROR)],
+            ),
+            ("tx-zero-length", &[req(f, s, false, 3, 0)], &[(3, ERROR)]),
+            ("tx-runt", &[req(f, s, false, 4, runt)], &[(4, ERROR)]),
+            (
+                "tx-zero-fragment",
+                &[req(f, s, true, 5, n), req(f, s + n, false, 6, 0)],
+                &[(5, ERROR), (6, ERROR)],
+            ),
+            (
+                "tx-fragment-oversized",
+                &[req(f, s, true, 7, n), req(f, s, false, 8, 2000)],
+                &[(7, ERROR), (8, ERROR)],
+            ),
+            (
+                "tx-bad-gref-fragment",
+                &[
+                    req(f, s, true, 9, n),
+                    req(BAD_GREF, s + HALF, false, 10, HALF),
+                ],
+                &[(9, ERROR), (10, ERROR)],
+            ),
+            (
+                "tx-id-out-of-range",
+                &[
+                    req(f, s, true, 0xffff, n),
+                    req(f, s + HALF, false, 0xffff, HALF),
+                ],
+                &[(0xffff, OKAY), (0xffff, OKAY)],
+            ),
+        ];
+        for (name, reqs, want) in cases {
+            self.tx_case(rt, t, name, reqs, want, |_| Ok(()));
+        }
     }
 
     /// The source sends its frame to the target; returns the tx request.
@@ -1090,7 +840,7 @@ impl Hostile {
         // The vif must still be served, and still be Connected.
         let f = self.pages.frames.gref().0;
         let be = self.tv.be.clone();
-        self.tx_case_then(
+        self.tx_case(
             rt,
             t,
             "tx-after",
@@ -1151,6 +901,13 @@ impl Hostile {
         self.learnt = false;
     }
 
+    /// The target's connection, if it is up.
+    fn target(&mut self) -> Result<&mut Conn, String> {
+        self.tc
+            .as_mut()
+            .ok_or_else(|| String::from("target not connected"))
+    }
+
     /// Connects the target again; false (counted as a failed case) if that
     /// does not work.
     fn reconnect(&mut self, rt: &mut Runtime, t: &mut Tally, after: &str) -> bool {
@@ -1175,10 +932,7 @@ impl Hostile {
                     "tx-sanity failed: the frame could reach the Linux guests",
                 ));
             }
-            let tc =
-                h.tc.as_ref()
-                    .ok_or_else(|| String::from("target not connected"))?;
-            let bad = tc.overflow(&rt.events, true)?;
+            let bad = h.target()?.overflow(&rt.events, true)?;
             let cross = h.cross_request(0x30);
             h.sc.tx_push(&rt.events, &[cross])?;
             match h.sc.tx_wait(&mut rt.events, 1) {
@@ -1192,36 +946,26 @@ impl Hostile {
         }
         let f = self.pages.frames.gref().0;
         self.fatal_case(rt, t, "tx-oversized", |h, rt| {
-            let tc =
-                h.tc.as_mut()
-                    .ok_or_else(|| String::from("target not connected"))?;
-            tc.tx_push(&rt.events, &[req(f, 0, false, 0x40, u16::MAX)])?;
-            Ok(None)
+            let big = req(f, 0, false, 0x40, u16::MAX);
+            h.target()?.tx_push(&rt.events, &[big]).map(|()| None)
         });
         if !self.reconnect(rt, t, "tx-oversized") {
             return;
         }
         self.fatal_case(rt, t, "tx-too-many-slots", |h, rt| {
-            let tc =
-                h.tc.as_mut()
-                    .ok_or_else(|| String::from("target not connected"))?;
             // The first request and FATAL_SKB_SLOTS more, all announcing
             // another: the backend gives up before reading on.
             let mut reqs = vec![req(f, 0, true, 0x50, 1000)];
             for k in 0..netif::FATAL_SKB_SLOTS as u16 {
                 reqs.push(req(f, 0, true, 0x51 + k, 1));
             }
-            tc.tx_push(&rt.events, &reqs)?;
-            Ok(None)
+            h.target()?.tx_push(&rt.events, &reqs).map(|()| None)
         });
         if !self.reconnect(rt, t, "tx-too-many-slots") {
             return;
         }
         self.fatal_case(rt, t, "tx-ring-overflow", |h, rt| {
-            let tc =
-                h.tc.as_ref()
-                    .ok_or_else(|| String::from("target not connected"))?;
-            tc.overflow(&rt.events, false).map(Some)
+            h.target()?.overflow(&rt.events, false).map(Some)
         });
     }
 
