@@ -157,9 +157,16 @@ fn serve(rt: &mut Runtime) {
         ports.clear();
         ports.push(xs_port);
         nb.ports(&mut ports);
-        let _ = rt
-            .events
-            .wait_any(&ports, Some(Instant::now().after(Duration::from_secs(1))));
+        // At most a second, less if a vif over its `rate` limit gets its
+        // next credit sooner.
+        let now = Instant::now();
+        let credit_in = nb.next_credit().map_or(Duration::from_secs(1), |t| {
+            Duration::from_micros(t.saturating_sub(now.since_creation().as_micros() as u64))
+        });
+        let _ = rt.events.wait_any(
+            &ports,
+            Some(now.after(credit_in.min(Duration::from_secs(1)))),
+        );
         // Every port is looked at in the next round: clear them all.
         for p in &ports {
             rt.events.take(*p);

@@ -25,6 +25,12 @@
 //! few requests, frames wait in a bounded backlog (then are dropped) and
 //! `req_event` asks the frontend for an event. Rx always uses queue 0.
 //!
+//! Rate limit: a vif whose backend directory has `rate = "<bytes>,<usec>"`
+//! (xl's vif option `rate=`) gets Linux netback's credit scheme per queue
+//! (`xen_proto::netif::credit`): a packet larger than the credit left stays
+//! on the tx ring, unconsumed, until the next window; the event loop wakes
+//! for it. The limit is read at connect time, as Linux does.
+//!
 //! Counters per vif are seen from the switch port, as Linux's vif devices
 //! count: `rx` is what the guest sent, `tx` what the switch gave it.
 //!
@@ -45,6 +51,7 @@ use xen_rt::gnttab::{self, CopyBuffer, CopySegment, GrantTable, MappedGrant};
 use xen_rt::hypercall::{DomId, EvtchnPort, GrantRef};
 use xen_rt::mem::{ForeignSpace, SharedPage};
 use xen_rt::println;
+use xen_rt::proto::netif::credit::{Credit, Rate, Verdict};
 use xen_rt::proto::netif::switch::{self, Forward, MacTable, PortId};
 use xen_rt::proto::netif::{
     self, Gso, RX_REQUEST_SIZE, RX_RING_SIZE, RxFeatures, RxLayout, RxRequest, RxResponse, RxSlot,
@@ -185,6 +192,14 @@ struct Queue {
     backlog_bytes: usize,
     /// Packets the guest sent on this queue.
     sent: u64,
+    /// The vif's `rate` limit, if the toolstack set one (per queue, as
+    /// Linux netback keeps it).
+    credit: Option<Credit>,
+    /// Out of credit: the tx ring is left alone until this time (µs since
+    /// creation).
+    throttled_until: Option<u64>,
+    /// How often this queue ran out of credit.
+    throttled: u64,
 }
 
 /// Per-vif counters, seen from the switch port.
@@ -325,8 +340,21 @@ impl Netback {
     /// One round of the data path: rx backlogs, then up to [`TX_BUDGET`]
     /// packets of every tx queue, then the responses are published and the
     /// frontends notified. Returns true if a tx queue has more packets.
+    /// The earliest time (µs since creation) a queue held back by its
+    /// `rate` limit may transmit again.
+    pub fn next_credit(&self) -> Option<u64> {
+        self.vifs
+            .iter()
+            .flat_map(|v| v.queues.iter())
+            .filter_map(|q| q.throttled_until)
+            .min()
+    }
+
     pub fn round(&mut self, events: &Events) -> bool {
-        let now = xen_rt::time::ms_since_creation();
+        // One clock read per round (under qemu TCG each read is costly).
+        let clock = xen_rt::time::Instant::now().since_creation();
+        let now = clock.as_millis() as u64;
+        let now_us = clock.as_micros() as u64;
         let Self {
             vifs,
             table,
@@ -354,7 +382,7 @@ impl Netback {
                         break;
                     }
                     n += 1;
-                    match tx_next(v, qi, buf, *capture) {
+                    match tx_next(v, qi, buf, *capture, now_us) {
                         Ok(Tx::Frame(meta)) => {
                             let frame = buf.get(..meta.len).unwrap_or(&[]);
                             forward(vifs, i, frame, meta, table, now, backlog);
@@ -418,11 +446,15 @@ fn answer_tx(ring: &mut Ring, prod: u32, r: &TxResponses, st: i16) -> Res<()> {
 }
 
 /// Takes the next packet from tx queue `qi` of `v` into `buf`.
-fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8], capture: u16) -> Res<Tx> {
+fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8], capture: u16, now_us: u64) -> Res<Tx> {
     let peer = v.frontend;
     let Some(q) = v.queues.get_mut(qi) else {
         return Ok(Tx::Idle);
     };
+    match q.throttled_until {
+        Some(t) if now_us < t => return Ok(Tx::Idle),
+        _ => q.throttled_until = None,
+    }
     let ring = &mut q.tx;
     let (mut avail, mut prod) = ring.available()?;
     if avail == 0 {
@@ -452,6 +484,15 @@ fn tx_next(v: &mut Vif, qi: usize, buf: &mut [u8], capture: u16) -> Res<Tx> {
     };
     match parsed {
         Ok(TxParse::Packet(p)) => {
+            // Over the `rate` limit: the packet stays on the ring (nothing
+            // consumed) until the credit's next window.
+            if let Some(c) = q.credit.as_mut()
+                && let Verdict::WaitUntil(t) = c.spend(u64::from(p.size), now_us)
+            {
+                q.throttled_until = Some(t);
+                q.throttled += 1;
+                return Ok(Tx::Idle);
+            }
             // All fragments in one batch of grant copies.
             let mut segs = [CopySegment::default(); netif::MAX_TX_FRAGS];
             let mut at = 0usize;
@@ -913,6 +954,9 @@ impl Driver<'_> {
             backlog: VecDeque::new(),
             backlog_bytes: 0,
             sent: 0,
+            credit: None,
+            throttled_until: None,
+            throttled: 0,
         })
     }
 }
@@ -984,10 +1028,26 @@ impl BackendDriver for Driver<'_> {
         let mac = store
             .read_string(&format!("{}/mac", dev.backend_path))
             .unwrap_or_default();
+        // The `rate` limit (`<bytes>,<usec>`), as Linux netback reads it at
+        // connect time; an unreadable value means no limit, as there.
+        let rate_node = store
+            .read_string(&format!("{}/rate", dev.backend_path))
+            .ok();
+        let rate = rate_node.as_deref().and_then(Rate::parse);
+        if let (Some(node), None) = (&rate_node, rate) {
+            println!(
+                "netback: vif {}/{}: rate {node:?} not understood; not limited",
+                dev.frontend_id.0, dev.devid
+            );
+        }
+        let now_us = xen_rt::time::Instant::now().since_creation().as_micros() as u64;
+        for q in queues.iter_mut() {
+            q.credit = rate.map(|r| Credit::new(r, now_us));
+        }
         let port = self.nb.next_port;
         self.nb.next_port = self.nb.next_port.wrapping_add(1);
         println!(
-            "netback: vif {}/{} connected: mac {mac} {nq} queue(s) sg {} gso {}/{} csum {}/{} port {port}",
+            "netback: vif {}/{} connected: mac {mac} {nq} queue(s) sg {} gso {}/{} csum {}/{} port {port} rate {}",
             dev.frontend_id.0,
             dev.devid,
             u8::from(features.sg),
@@ -995,6 +1055,10 @@ impl BackendDriver for Driver<'_> {
             u8::from(features.gso_tcpv6),
             u8::from(features.csum),
             u8::from(features.ipv6_csum),
+            rate.map_or(String::from("unlimited"), |r| format!(
+                "{} bytes per {} us",
+                r.bytes, r.usec
+            )),
         );
         self.nb.vifs.push(Vif {
             frontend: dev.frontend_id,
@@ -1027,6 +1091,13 @@ impl BackendDriver for Driver<'_> {
             self.nb.backlog = self.nb.backlog.saturating_sub(q.backlog_bytes);
         }
         print_stats(&v, "closed");
+        if v.queues.iter().any(|q| q.credit.is_some()) {
+            let waits: u64 = v.queues.iter().map(|q| q.throttled).sum();
+            println!(
+                "netback: vif {}/{} rate limit: tx waited for credit {waits} times",
+                v.frontend.0, v.devid
+            );
+        }
         if v.queues.len() > 1 {
             let sent: Vec<u64> = v.queues.iter().map(|q| q.sent).collect();
             println!(

@@ -22,10 +22,11 @@ while [ $i -lt 120 ]; do
 done
 xl list
 
-# attach DOM: one vif, MAC 00:16:3e:00:00:0<DOM>.
+# attach DOM [OPTION]: one vif, MAC 00:16:3e:00:00:0<DOM>, plus an xl
+# vif option (e.g. rate=...).
 attach() {
     for try in 1 2 3; do
-        if xl network-attach $1 backend=$S mac=00:16:3e:00:00:0$1 script=/bin/true; then
+        if xl network-attach $1 backend=$S mac=00:16:3e:00:00:0$1 script=/bin/true $2; then
             say "attach dom$1 ok (try $try)"
             return 0
         fi
@@ -134,7 +135,11 @@ while [ $c -lt $CYCLES ]; do
     fi
     detach $B
     c=$((c + 1))
-    attach $B || break
+    # The last connection is rate limited: 1 Mbit/s in 20 ms windows
+    # (libxl writes rate = "2500,20000"); guest-b times a transfer on it.
+    extra=
+    [ $c = $CYCLES ] && extra=rate=1Mb/s@20ms
+    attach $B $extra || break
     connected $B 60 >/dev/null
     say "cycle $c attached"
 done

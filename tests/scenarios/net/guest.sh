@@ -109,6 +109,8 @@ if [ "$ROLE" = a ]; then
     send 5001
     recv 5002
     rm -f /tmp/tx
+    # b's rate-limited transfer (its last cycle), in the background.
+    (got=$(nc -l -p 5004 0<>/tmp/idle | md5); say "RECV RESULT OK port=5004 md5=$got at $(up)") &
     # b's cycles; it connects when done.
     msg=$(nc -l -p 5003 0<>/tmp/idle)
     say "b reports '$msg' at $(up)"
@@ -128,7 +130,17 @@ else
         got=$(ping -c 3 -W 5 $PEER 2>&1 | sed -n 's/.*, \([0-9]*\) packets received.*/\1/p')
         if [ "$got" = 3 ]; then passed=$((passed + 1)); r=OK; else r=FAIL; fi
         say "cycle $c $r ping 3/$got"
-        [ $c = $CYCLES ] && break
+        if [ $c = $CYCLES ]; then
+            # dom0 attached this connection with rate=1Mb/s@20ms.
+            dd if=/dev/urandom of=/tmp/rl bs=1k count=512 2>/dev/null
+            sum=$(md5 < /tmp/rl)
+            t0=$(up)
+            nc $PEER 5004 < /tmp/rl 2>/dev/null; rc=$?
+            t1=$(up)
+            ok=0; [ $rc = 0 ] && ok=1
+            say "RATE RESULT $(verdict $ok) port=5004 bytes=524288 md5=$sum secs=$(secs $t0 $t1)"
+            break
+        fi
         counters_unbind
         c=$((c + 1))
     done

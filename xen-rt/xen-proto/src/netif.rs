@@ -53,6 +53,7 @@ use core::fmt;
 use crate::le::{u16_at, u32_at};
 use crate::ring::shared;
 
+pub mod credit;
 pub mod switch;
 
 /// Size of a granted page; no fragment may cross its end.

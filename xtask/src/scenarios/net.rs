@@ -125,6 +125,66 @@ fn transfer(r: &mut Report, input: &Input, from: &str, to: &str, port: u32) {
         .push(Check::new(&format!("tcp-64mib-{from}-to-{to}"), ok, detail));
 }
 
+/// guest-b's last connection carries `rate=1Mb/s@20ms` (libxl writes
+/// `rate = "2500,20000"`): net-domain must report the limit when the vif
+/// connects, hold packets back for credit, and the 512 KiB transfer on it
+/// must arrive intact at no more than the limit (payload bytes over the
+/// transfer's wall time; frames carry headers on top, so the payload rate
+/// of a link held to the limit is below it).
+fn rate_limit(r: &mut Report, input: &Input) {
+    const LIMIT_BYTES_PER_S: f64 = 2500.0 / 0.02;
+    let sent = input.find(&re(
+        r"=== GUEST\(b\) RATE RESULT (OK|FAIL) port=5004 bytes=(\d+) md5=([0-9a-f]+) secs=([\d.]+)",
+    ));
+    let got = input.find(&re(
+        r"=== GUEST\(a\) RECV RESULT OK port=5004 md5=([0-9a-f]+)",
+    ));
+    let announced = input.lines.iter().any(|(_, l)| {
+        l.contains("netback: vif 3/0 connected") && l.contains("rate 2500 bytes per 20000 us")
+    });
+    let waits = input
+        .find(&re(
+            r"netback: vif 3/0 rate limit: tx waited for credit (\d+) times",
+        ))
+        .and_then(|(_, c)| c[1].parse::<u64>().ok());
+    let (ok, detail) = match (&sent, &got) {
+        (Some((_, s)), Some((_, g))) => {
+            let bytes: f64 = s[2].parse().unwrap_or(0.0);
+            let secs: f64 = s[4].parse().unwrap_or(0.0);
+            let rate = bytes / secs.max(1e-3);
+            let ok = &s[1] == "OK"
+                && s[3] == g[1]
+                && announced
+                && waits.is_some_and(|w| w > 0)
+                && rate <= LIMIT_BYTES_PER_S * 1.1;
+            r.timings.push(format!(
+                "rate-limited tcp b -> a: {} KiB in {secs:.2} s ({:.0} B/s, limit {LIMIT_BYTES_PER_S:.0})",
+                bytes as u64 >> 10,
+                rate
+            ));
+            (
+                ok,
+                format!(
+                    "{} KiB in {secs:.2} s = {rate:.0} B/s (limit {LIMIT_BYTES_PER_S:.0} B/s + 10 %); md5 sent {} received {}; limit announced: {announced}; credit waits: {}",
+                    bytes as u64 >> 10,
+                    &s[3],
+                    &g[1],
+                    waits.map_or("no line".into(), |w| w.to_string())
+                ),
+            )
+        }
+        (None, _) => (
+            false,
+            "guest-b never reported its rate-limited transfer".into(),
+        ),
+        (_, None) => (
+            false,
+            "guest-a never reported what it received on port 5004".into(),
+        ),
+    };
+    r.checks.push(Check::new("rate-limit-b", ok, detail));
+}
+
 /// The disconnect reasons net-domain must log for the hostile domain's
 /// fatal cases, in order (from its case lines; `None` for a case that did
 /// not pass).
@@ -395,6 +455,7 @@ pub fn checks(input: &Input) -> Report {
         ));
     }
     push_result(&mut r, input, "reattach-10-cycles", "b", "CYCLES");
+    rate_limit(&mut r, input);
     let connects = input
         .lines
         .iter()
