@@ -304,6 +304,11 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64,
     let mut ports: alloc::vec::Vec<xen_rt::hypercall::EvtchnPort> = alloc::vec::Vec::new();
     let mut last_progress = Instant::now();
     let mut stall_reported = false;
+    // Why the loop woke while requests were in flight: (disk interrupt,
+    // ring or xenstore event, safety tick), reported every 10 s.
+    let mut wakes = (0u64, 0u64, 0u64);
+    let mut wakes_shown = wakes;
+    let mut next_wake_report = Instant::now();
     loop {
         let mut more;
         let busy;
@@ -418,8 +423,26 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64,
             (true, true) => IRQ_SAFETY_TICK,
             (true, false) => NO_IRQ_POLL,
         };
-        let _ = rt
+        let woke = rt
             .events
             .wait_any_or_device(&ports, Some(Instant::now().after(tick)));
+        if disk.in_flight() > 0 {
+            match woke {
+                Ok(None) => wakes.0 += 1,
+                Ok(Some(_)) => wakes.1 += 1,
+                Err(_) => wakes.2 += 1,
+            }
+        }
+        if wakes != wakes_shown && Instant::now() >= next_wake_report {
+            println!(
+                "storage-domain: wakes with requests in flight: disk {}, event {}, tick {} (disk irqs {})",
+                wakes.0,
+                wakes.1,
+                wakes.2,
+                rt.events.device_interrupts()
+            );
+            wakes_shown = wakes;
+            next_wake_report = Instant::now().after(Duration::from_secs(10));
+        }
     }
 }

@@ -44,6 +44,8 @@ pub struct Events {
     device_intid: Option<u32>,
     /// Whether that interrupt fired since [`Events::take_device_interrupt`].
     device_fired: bool,
+    /// How often it fired.
+    device_interrupts: u64,
     fired: [u64; 64],
     wakeups: u64,
 }
@@ -72,6 +74,7 @@ impl Events {
             timer_intid,
             device_intid: None,
             device_fired: false,
+            device_interrupts: 0,
             fired: [0; 64],
             wakeups: 0,
         }
@@ -212,6 +215,11 @@ impl Events {
         Ok(())
     }
 
+    /// How often the device interrupt fired.
+    pub fn device_interrupts(&self) -> u64 {
+        self.device_interrupts
+    }
+
     /// Whether the device interrupt fired since the last call.
     pub fn take_device_interrupt(&mut self) -> bool {
         core::mem::take(&mut self.device_fired)
@@ -279,6 +287,7 @@ impl Events {
                 arch::timer::disarm();
             } else if Some(intid) == self.device_intid {
                 self.device_fired = true;
+                self.device_interrupts += 1;
             }
             let _ = self.event_intid;
         }
