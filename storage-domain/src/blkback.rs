@@ -704,7 +704,8 @@ fn take_requests(
             }
         }
         if !disk_has_room(disk) {
-            // More may be waiting; the caller polls while the disk works.
+            // More may be waiting; the disk's next completion (its
+            // interrupt) brings the caller back.
             return Ok(());
         }
         // RING_FINAL_CHECK_FOR_REQUESTS.

@@ -24,6 +24,12 @@
 //!   each is answered, with its id, as the device completes it. A flush
 //!   or discard waits until nothing is in flight, and a flush is answered
 //!   only after the device's flush completed.
+//! * While requests are in flight the domain first polls the disk's used
+//!   ring a counted number of times (never reading the clock meanwhile:
+//!   under qemu TCG that takes qemu's global lock); a disk that stays
+//!   silent longer wakes it with its interrupt (the `interrupts` of the
+//!   passed-through node, enabled with `Events::enable_device_interrupt`),
+//!   and until then the domain sleeps in WFI.
 //!
 //! Boot arguments: `blkback=1` serves (otherwise the domain only runs its
 //! disk self test), `extents=...`, `capture=N` (print the first N requests
@@ -51,13 +57,22 @@ xen_rt::entry!(main);
 /// What xtask writes at the start of sector 0 of a passthrough disk,
 /// followed by `id=<16 hex digits>\n`.
 const SIGNATURE: &[u8] = b"XEN-RT PASSTHROUGH DISK v1 ";
-/// Polls of the disk's used ring between rounds of the data path while
+/// Polls of the disk's used ring per round of the data path while
 /// requests are in flight.
 const DISK_POLL_SPINS: u32 = 4096;
-/// Rounds of the data path between visits to xenstore while requests are
-/// in flight (a round ends at the first completion or after
-/// [`DISK_POLL_SPINS`] polls).
+/// Rounds of the data path between visits to xenstore while the disk
+/// keeps completing requests.
 const DATA_ROUNDS: u32 = 256;
+/// Rounds in a row without a completion after which the loop sleeps until
+/// the disk's interrupt.
+const IDLE_ROUNDS: u32 = 16;
+/// The event loop's tick with nothing in flight on the disk.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// The tick while requests are in flight and the disk's interrupt wakes
+/// the loop: only a safety net against a lost interrupt.
+const IRQ_SAFETY_TICK: Duration = Duration::from_millis(100);
+/// The tick while requests are in flight on a disk without an interrupt.
+const NO_IRQ_POLL: Duration = Duration::from_millis(1);
 /// A disk that completes nothing for this long while requests are in
 /// flight is reported (once per stall).
 const STALL_REPORT: Duration = Duration::from_secs(2);
@@ -201,13 +216,30 @@ fn main(rt: &mut Runtime) {
     );
     println!("storage-domain: disk ok");
     if rt.dt.bootarg("blkback") == Some("1") {
-        serve_blkback(rt, blkback::QueuedDisk::new(blk), capacity);
+        // The disk's completions wake the event loop through its shared
+        // interrupt; without one (or if Xen refuses it) the loop falls
+        // back to looking at the used ring every NO_IRQ_POLL.
+        let irq = match dev.intid.map(|i| rt.events.enable_device_interrupt(i)) {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                println!(
+                    "storage-domain: disk interrupt {:?} refused: {e:?}; polling",
+                    dev.intid
+                );
+                false
+            }
+            None => {
+                println!("storage-domain: the disk has no interrupt in the device tree; polling");
+                false
+            }
+        };
+        serve_blkback(rt, blkback::QueuedDisk::new(blk), capacity, irq);
     }
 }
 
 /// The blkback event loop: xenstore watch events drive the xenbus state
 /// machine; ring events (and a periodic tick) drive the data path.
-fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64) {
+fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64, irq: bool) {
     use xen_rt::proto::xenbus::ConnectPolicy;
     use xen_rt::xenbus::BackendBus;
     use xen_rt::xenstore::XsOpError;
@@ -272,8 +304,14 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
     let mut ports: alloc::vec::Vec<xen_rt::hypercall::EvtchnPort> = alloc::vec::Vec::new();
     let mut last_progress = Instant::now();
     let mut stall_reported = false;
+    // Why the loop woke while requests were in flight: (disk interrupt,
+    // ring or xenstore event, safety tick), reported every 10 s.
+    let mut wakes = (0u64, 0u64, 0u64);
+    let mut wakes_shown = wakes;
+    let mut next_wake_report = Instant::now();
     loop {
         let mut more;
+        let busy;
         {
             let Ok((mut store, grants, foreign)) = rt.store_and_grants() else {
                 println!("storage-domain: blkback: xenstore lost; stopping");
@@ -298,18 +336,29 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
                     }
                 }
             }
+            // Acknowledge the disk's interrupt before looking at its used
+            // ring: a completion after the look raises it again.
+            disk.ack_interrupt();
+            // A stall is counted from the pass that gave an idle disk work,
+            // not from before the sleep that preceded it.
+            let was_idle = disk.in_flight() == 0;
             let mut pass = blkback::serve_all(&mut state, &mut disk);
             let mut completed = pass.completed;
             more = pass.more;
-            // While the disk works (its interrupt is not used), stay on the
-            // data path: poll the used ring, then the rings, a counted
-            // number of times. No clock reads in here: under qemu TCG each
-            // read of the system counter takes qemu's global lock, which
-            // the device emulation needs to complete requests.
+            // While the disk works, first stay on the data path: poll the
+            // used ring, then the rings, a counted number of times (most
+            // requests complete within a few polls, and under qemu TCG an
+            // interrupt's round trip costs far more). No clock reads in
+            // here: under TCG each read of the system counter takes qemu's
+            // global lock, which the device emulation needs. A disk that
+            // stays silent for IDLE_ROUNDS rounds (a flush, a slow host)
+            // is left to wake us with its interrupt.
             let mut rounds = 0;
+            let mut idle_rounds = 0;
             while (disk.in_flight() > 0 || pass.more)
                 && pass.failed.is_empty()
                 && rounds < DATA_ROUNDS
+                && idle_rounds < IDLE_ROUNDS
             {
                 for port in pass.notify.drain(..) {
                     let _ = store.events().notify(port);
@@ -320,12 +369,19 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
                     }
                     core::hint::spin_loop();
                 }
+                disk.ack_interrupt();
                 pass = blkback::serve_all(&mut state, &mut disk);
                 completed += pass.completed;
                 more = pass.more;
                 rounds += 1;
+                idle_rounds = if pass.completed > 0 {
+                    0
+                } else {
+                    idle_rounds + 1
+                };
             }
-            if completed > 0 || disk.in_flight() == 0 {
+            busy = idle_rounds < IDLE_ROUNDS && disk.in_flight() > 0;
+            if completed > 0 || was_idle || disk.in_flight() == 0 {
                 last_progress = Instant::now();
                 stall_reported = false;
             } else if !stall_reported && last_progress.elapsed() > STALL_REPORT {
@@ -352,14 +408,41 @@ fn serve_blkback(rt: &mut Runtime, mut disk: blkback::QueuedDisk, capacity: u64)
                 let _ = store.events().close(p);
             }
         }
-        if disk.in_flight() > 0 || more {
+        if more || busy {
             continue;
         }
+        // Sleep until a ring or xenstore event, the disk's interrupt, or
+        // the next tick. While requests are in flight the tick is only a
+        // safety net against a lost interrupt (or the whole mechanism
+        // when the disk has none).
         ports.clear();
         ports.push(xs_port);
         ports.extend(state.conns.iter().map(|c| c.port));
-        let _ = rt
+        let tick = match (disk.in_flight() > 0, irq) {
+            (false, _) => IDLE_TICK,
+            (true, true) => IRQ_SAFETY_TICK,
+            (true, false) => NO_IRQ_POLL,
+        };
+        let woke = rt
             .events
-            .wait_any(&ports, Some(Instant::now().after(Duration::from_secs(1))));
+            .wait_any_or_device(&ports, Some(Instant::now().after(tick)));
+        if disk.in_flight() > 0 {
+            match woke {
+                Ok(None) => wakes.0 += 1,
+                Ok(Some(_)) => wakes.1 += 1,
+                Err(_) => wakes.2 += 1,
+            }
+        }
+        if wakes != wakes_shown && Instant::now() >= next_wake_report {
+            println!(
+                "storage-domain: wakes with requests in flight: disk {}, event {}, tick {} (disk irqs {})",
+                wakes.0,
+                wakes.1,
+                wakes.2,
+                rt.events.device_interrupts()
+            );
+            wakes_shown = wakes;
+            next_wake_report = Instant::now().after(Duration::from_secs(10));
+        }
     }
 }

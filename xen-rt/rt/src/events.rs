@@ -24,6 +24,8 @@ pub enum EventError {
     Hypercall(hc::Error),
     /// A port number outside the 2-level ABI's range.
     BadPort(u32),
+    /// Not the id of a shared peripheral interrupt (32..1020).
+    BadInterrupt(u32),
     TimedOut,
 }
 
@@ -38,6 +40,12 @@ pub struct Events {
     gic: arch::gic::Gic,
     event_intid: u32,
     timer_intid: Option<u32>,
+    /// The shared interrupt of a passed-through device, once enabled.
+    device_intid: Option<u32>,
+    /// Whether that interrupt fired since [`Events::take_device_interrupt`].
+    device_fired: bool,
+    /// How often it fired.
+    device_interrupts: u64,
     fired: [u64; 64],
     wakeups: u64,
 }
@@ -64,6 +72,9 @@ impl Events {
             gic,
             event_intid,
             timer_intid,
+            device_intid: None,
+            device_fired: false,
+            device_interrupts: 0,
             fired: [0; 64],
             wakeups: 0,
         }
@@ -190,6 +201,53 @@ impl Events {
         }
     }
 
+    /// Delivers the shared interrupt `intid` of a device passed through to
+    /// this domain (its `interrupts` in the device tree): from now on a
+    /// wait also ends when it fires. Like an event, it means "look at the
+    /// device again": the caller acknowledges it at the device and then
+    /// checks the device's state, so a level-triggered line that is still
+    /// raised costs one extra wake-up, never a lost one.
+    pub fn enable_device_interrupt(&mut self, intid: u32) -> Result<(), EventError> {
+        if !self.gic.enable_spi(intid) {
+            return Err(EventError::BadInterrupt(intid));
+        }
+        self.device_intid = Some(intid);
+        Ok(())
+    }
+
+    /// How often the device interrupt fired.
+    pub fn device_interrupts(&self) -> u64 {
+        self.device_interrupts
+    }
+
+    /// Whether the device interrupt fired since the last call.
+    pub fn take_device_interrupt(&mut self) -> bool {
+        core::mem::take(&mut self.device_fired)
+    }
+
+    /// Waits until any of `ports` fires (`Some(port)`), the device
+    /// interrupt fires (`None`, see [`Events::enable_device_interrupt`]) or
+    /// `deadline` passes.
+    pub fn wait_any_or_device(
+        &mut self,
+        ports: &[EvtchnPort],
+        deadline: Option<Instant>,
+    ) -> Result<Option<EvtchnPort>, EventError> {
+        loop {
+            if self.take_device_interrupt() {
+                return Ok(None);
+            }
+            for &p in ports {
+                if self.take(p) {
+                    return Ok(Some(p));
+                }
+            }
+            if !self.sleep(deadline) {
+                return Err(EventError::TimedOut);
+            }
+        }
+    }
+
     /// Waits until any of `ports` fires (returning it) or `deadline` passes.
     pub fn wait_any(
         &mut self,
@@ -227,6 +285,9 @@ impl Events {
         while let Some(intid) = self.gic.acknowledge() {
             if Some(intid) == self.timer_intid {
                 arch::timer::disarm();
+            } else if Some(intid) == self.device_intid {
+                self.device_fired = true;
+                self.device_interrupts += 1;
             }
             let _ = self.event_intid;
         }

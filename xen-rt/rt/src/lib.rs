@@ -17,9 +17,10 @@
 //!   the arch-free `xen-proto` crate and is tested on the host.
 //! - A peer that misbehaves gets a typed error and is disconnected; the
 //!   domain never panics on peer input.
-//! - One vCPU, interrupts masked, waits with WFI: an event or timer wakes
-//!   the CPU, the runtime acknowledges it and the caller re-checks its
-//!   condition. No interrupt handler, no lost wake-up, no busy polling.
+//! - One vCPU, interrupts masked, waits with WFI: an event, the timer or a
+//!   passed-through device's interrupt wakes the CPU, the runtime
+//!   acknowledges it and the caller re-checks its condition. No interrupt
+//!   handler, no lost wake-up, no busy polling.
 //! - Resources that must be given back (grants, mappings) are owning,
 //!   `#[must_use]` values.
 #![no_std]

@@ -930,6 +930,13 @@ pub mod virtio_queue {
             self.bytes
         }
 
+        /// Acknowledges the device's interrupt (virtio-mmio InterruptACK);
+        /// call before looking for completions, so that one arriving after
+        /// the look raises the interrupt again.
+        pub fn ack_interrupt(&mut self) {
+            let _ = self.dev.ack_interrupt();
+        }
+
         /// Whether the device's queue can take another request now.
         pub fn has_room(&self) -> bool {
             self.in_flight() < self.limit

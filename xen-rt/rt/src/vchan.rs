@@ -129,7 +129,7 @@ fn grant_errno(e: GrantError) -> Errno {
 fn event_errno(e: EventError) -> Errno {
     match e {
         EventError::Hypercall(e) => hc_errno(e),
-        EventError::BadPort(_) => Errno(-EINVAL),
+        EventError::BadPort(_) | EventError::BadInterrupt(_) => Errno(-EINVAL),
         EventError::TimedOut => Errno(-ETIMEDOUT),
     }
 }

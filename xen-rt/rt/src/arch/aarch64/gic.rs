@@ -1,6 +1,7 @@
 //! Minimal GICv3 driver for one vCPU: enables the private interrupts the
 //! runtime uses (the Xen event-channel PPI and the virtual timer PPI) in the
-//! redistributor and the CPU interface, and acknowledges them. The runtime
+//! redistributor and the CPU interface, the shared interrupt of a
+//! passed-through device in the distributor, and acknowledges them. The runtime
 //! keeps IRQs masked in PSTATE and acknowledges after WFI, so no interrupt
 //! handler ever runs.
 //!
@@ -14,6 +15,10 @@ use core::ptr;
 const GICD_CTLR: usize = 0x0;
 const GICD_CTLR_ARE_NS: u32 = 1 << 4;
 const GICD_CTLR_ENABLE_GRP1A: u32 = 1 << 1;
+const GICD_IGROUPR: usize = 0x80;
+const GICD_ISENABLER: usize = 0x100;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_IROUTER: usize = 0x6000;
 const GICR_WAKER: usize = 0x14;
 const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
@@ -81,7 +86,6 @@ impl Gic {
         if !(16..32).contains(&intid) {
             return;
         }
-        let _ = self.gicd;
         // SAFETY: SGI-frame registers of this vCPU's redistributor (Device
         // memory); IPRIORITYR is byte-accessible by the architecture.
         unsafe {
@@ -96,6 +100,36 @@ impl Gic {
             );
             ptr::write_volatile((self.gicr + GICR_ISENABLER0) as *mut u32, 1 << intid);
         }
+    }
+
+    /// Enables shared peripheral interrupt `intid` (32..1020, a device
+    /// passed through to this domain) as group 1, routed to vCPU 0 (the
+    /// only one the runtime runs). Returns false for an id out of range.
+    pub fn enable_spi(&self, intid: u32) -> bool {
+        if !(32..1020).contains(&intid) {
+            return false;
+        }
+        let word = 4 * (intid as usize / 32);
+        let bit = 1u32 << (intid % 32);
+        // SAFETY: distributor registers defined by GICv3 for SPI `intid`
+        // (range checked above), on the Device mapping of the GICD frame:
+        // IGROUPR<n> and ISENABLER<n> are 32-bit, IPRIORITYR is
+        // byte-accessible, IROUTER<n> is 64-bit (affinity 0.0.0.0, i.e.
+        // vCPU 0, with routing mode "this affinity").
+        unsafe {
+            let group = ptr::read_volatile((self.gicd + GICD_IGROUPR + word) as *const u32);
+            ptr::write_volatile((self.gicd + GICD_IGROUPR + word) as *mut u32, group | bit);
+            ptr::write_volatile(
+                (self.gicd + GICD_IPRIORITYR + intid as usize) as *mut u8,
+                0xa0,
+            );
+            ptr::write_volatile(
+                (self.gicd + GICD_IROUTER + 8 * intid as usize) as *mut u64,
+                0,
+            );
+            ptr::write_volatile((self.gicd + GICD_ISENABLER + word) as *mut u32, bit);
+        }
+        true
     }
 
     /// Acknowledges the highest-priority pending interrupt, if any, and
