@@ -64,3 +64,12 @@ fn netif_tx() {
         0x5eed_0000_0000_0007,
     );
 }
+
+#[test]
+fn console_ring() {
+    run(
+        "console_ring",
+        xen_proto::fuzzing::console_ring,
+        0x5eed_0000_0000_0008,
+    );
+}
