@@ -228,7 +228,7 @@ pub fn log_scenario(log: &Path) -> String {
 ///   kind into `netif_tx/captured-<proto>-<shape>-<k>`, plus one seed per
 ///   vif with its captured packets in a row;
 /// * `conscap` (console-domain `capture=N`): the first `per_kind` ring
-///   states of each connection alone into
+///   states with guest output of each connection alone into
 ///   `console_ring/captured-dom<fe>-<devid>-c<conn>-<n>`, and all of a
 ///   connection's states in a row into
 ///   `console_ring/captured-stream-dom<fe>-<devid>-c<conn>`;
@@ -346,7 +346,11 @@ pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<
     }
     for ((console, conn), sts) in &by_conn {
         let tag = format!("dom{}-c{conn}", console.replace('/', "-"));
-        for st in sts.iter().take(per_kind) {
+        // Alone: the first states that carry guest output.
+        let with_output = sts
+            .iter()
+            .filter(|s| s.record[16] != 0 || s.record[17] != 0);
+        for st in with_output.take(per_kind) {
             let seed = console_seed(&[&st.record]);
             write("console_ring", &format!("captured-{tag}-{}", st.n), &seed)?;
         }

@@ -36,6 +36,7 @@ wait_key() {
 # Initialising (Linux reads the backend path when it probes), and its
 # `frontend` node comes last (the backend takes the device up then).
 attach() {
+    round=$1
     xenstore-write $BE/frontend-id $G $BE/online 1 $BE/state 1 \
         $BE/protocol vt100 $BE/name scenario
     xenstore-chmod -r $BE n$S r$G
@@ -52,7 +53,7 @@ attach() {
     xenstore-write $FE/state 1
     xenstore-write $BE/frontend $FE
     xenstore-chmod $BE/frontend n$S r$G
-    say "attach round $1 rc=$?"
+    say "attach round $round rc=$?"
 }
 
 # connected SECONDS: until backend and frontend are both Connected.
