@@ -162,3 +162,31 @@ write('netif_tx', 'fatal_gso', nt(0, [txreq(1, 0, TXF_EXTRA, 1, 60), gso_x(0, 1)
 write('netif_tx', 'incomplete', nt(0, gso_pkt, available=3))
 write('netif_tx', 'fetch_fails', nt(0, gso_pkt, flags=0x80 | 3))
 write('netif_tx', 'impossible_count', nt(0, ping, available=257))
+
+# console_ring: [flags: 1 echo][attach block: in_cons in_prod out_cons out_prod]
+# then ops, each followed by a poll: 0 snapshot [block 16][out_len u16][out]
+# [in_len u16][in]; 1 write [len u8][bytes]; 2 read [n u16]; 3 poke
+# [index u8][u32]; 4 scribble [offset u16][len u8][bytes].
+def cblock(in_cons, in_prod, out_cons, out_prod):
+    return struct.pack('<IIII', in_cons, in_prod, out_cons, out_prod)
+def cwrite(b): return bytes([1, len(b)]) + b
+def cread(n): return bytes([2]) + struct.pack('<H', n)
+def csnap(blk, out, inp): return bytes([0]) + blk + struct.pack('<H', len(out)) + out + struct.pack('<H', len(inp)) + inp
+write('console_ring', 'echo_lines', bytes([1]) + cblock(0, 0, 0, 0) +
+      cwrite(b'hello\n') + cread(100) + cwrite(b'tab\there\r\n\x1b[0m\n') + cread(100))
+write('console_ring', 'wrap', bytes([1]) + cblock(0xfffffff0, 0xfffffff0, 0xffffffe0, 0xffffffe0) +
+      b''.join(cwrite(bytes([0x41 + k]) * 60 + b'\n') + cread(80) for k in range(8)))
+write('console_ring', 'long_line', bytes([0]) + cblock(0, 0, 7, 7) + cwrite(b'y' * 200) + cwrite(b'\n'))
+write('console_ring', 'echo_backlog', bytes([1]) + cblock(0, 0, 0, 0) +
+      b''.join(cwrite(b'z' * 50 + b'\n') for _ in range(40)) + cread(500) + cread(2000))
+write('console_ring', 'poke_out_prod', bytes([1]) + cblock(0, 0, 0, 0) + cwrite(b'x\n') +
+      bytes([3, 3]) + struct.pack('<I', 5000))
+write('console_ring', 'poke_in_cons', bytes([1]) + cblock(0, 0, 0, 0) + cwrite(b'x\n') +
+      bytes([3, 0]) + struct.pack('<I', 100))
+write('console_ring', 'poke_own_index', bytes([0]) + cblock(0, 0, 0, 0) + cwrite(b'x\n') +
+      bytes([3, 2]) + struct.pack('<I', 1))
+write('console_ring', 'snapshot', bytes([1]) + cblock(0, 0, 0, 0) +
+      csnap(cblock(0, 0, 0, 6), b'snap!\n', b'') + csnap(cblock(0, 13, 6, 6), b'', b'echo: snap!\n'))
+write('console_ring', 'corrupt_attach', bytes([1]) + cblock(5, 4, 0, 0) + cwrite(b'never\n'))
+write('console_ring', 'scribble', bytes([1]) + cblock(0, 0, 0, 0) + cwrite(b'abc\n') +
+      bytes([4]) + struct.pack('<HB', 3070, 6) + b'\xff' * 6)

@@ -23,13 +23,12 @@ pub const TARGETS: &[&str] = &[
     "vchan_header",
     "blkif_request",
     "netif_tx",
+    "console_ring",
 ];
 
 /// Parsers of peer-controlled data that have no target yet because the
 /// code does not exist yet.
-pub const PENDING: &[&str] = &[
-    "console page (xencons_interface in/out indices: no console backend yet; ring_bytes covers the index arithmetic)",
-];
+pub const PENDING: &[&str] = &[];
 
 /// cargo-fuzz version installed when missing.
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -228,6 +227,11 @@ pub fn log_scenario(log: &Path) -> String {
 /// * `netcap` (net-domain `capture=N`): up to `per_kind` packets of each
 ///   kind into `netif_tx/captured-<proto>-<shape>-<k>`, plus one seed per
 ///   vif with its captured packets in a row;
+/// * `conscap` (console-domain `capture=N`): the first `per_kind` ring
+///   states with guest output of each connection alone into
+///   `console_ring/captured-dom<fe>-<devid>-c<conn>-<n>`, and all of a
+///   connection's states in a row into
+///   `console_ring/captured-stream-dom<fe>-<devid>-c<conn>`;
 /// * `vchancap` (vchan-domain `capture=1`): each header snapshot, as
 ///   published by a hostile server (client victim) and replayed by a
 ///   hostile client (server victim), into
@@ -240,10 +244,16 @@ pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<
     let streams = parse_xs_capture(&text);
     let packets = parse_net_capture(&text);
     let headers = parse_vchan_capture(&text);
+    let states = parse_console_capture(&text);
     anyhow::ensure!(
-        !reqs.is_empty() || !streams.is_empty() || !packets.is_empty() || !headers.is_empty(),
-        "no `blkcap`, `xscap`, `netcap` or `vchancap` lines in {} (boot storage-domain or \
-         net-domain with capture=N, vchan-domain with capture=1, or a domain with xscapture=N)",
+        !reqs.is_empty()
+            || !streams.is_empty()
+            || !packets.is_empty()
+            || !headers.is_empty()
+            || !states.is_empty(),
+        "no `blkcap`, `xscap`, `netcap`, `vchancap` or `conscap` lines in {} (boot \
+         storage-domain, net-domain or console-domain with capture=N, vchan-domain with \
+         capture=1, or a domain with xscapture=N)",
         log.display()
     );
     let corpus = paths.root.join("fuzz/corpus");
@@ -326,7 +336,94 @@ pub fn import_capture(paths: &Paths, log: &Path, per_kind: usize) -> Result<Vec<
             }
         }
     }
+    let mut by_conn: std::collections::BTreeMap<(String, u32), Vec<&CapturedState>> =
+        Default::default();
+    for st in &states {
+        by_conn
+            .entry((st.console.clone(), st.conn))
+            .or_default()
+            .push(st);
+    }
+    for ((console, conn), sts) in &by_conn {
+        let tag = format!("dom{}-c{conn}", console.replace('/', "-"));
+        // Alone: the first states that carry guest output.
+        let with_output = sts
+            .iter()
+            .filter(|s| s.record[16] != 0 || s.record[17] != 0);
+        for st in with_output.take(per_kind) {
+            let seed = console_seed(&[&st.record]);
+            write("console_ring", &format!("captured-{tag}-{}", st.n), &seed)?;
+        }
+        let recs: Vec<&[u8]> = sts.iter().map(|s| s.record.as_slice()).collect();
+        write(
+            "console_ring",
+            &format!("captured-stream-{tag}"),
+            &console_seed(&recs),
+        )?;
+    }
     Ok(written)
+}
+
+/// One console ring state console-domain printed (`conscap <fe>/<devid>
+/// <conn> <n> <offset> <hex>`, boot argument `capture=N`): the record
+/// `block[16] out_len:u16 out[] in_len:u16 in[]` of
+/// `xen_proto::console::Snapshot::encode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedState {
+    /// `<frontend domid>/<devid>`.
+    pub console: String,
+    /// console-domain's connection number.
+    pub conn: u32,
+    /// The state's number within its connection.
+    pub n: u32,
+    pub record: Vec<u8>,
+}
+
+/// Whether `r` is one whole snapshot record (lengths consistent, live
+/// bytes within the rings).
+pub fn console_record_ok(r: &[u8]) -> bool {
+    let u16_at = |o: usize| {
+        r.get(o..o + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let Some(out) = u16_at(16) else {
+        return false;
+    };
+    let Some(inp) = u16_at(18 + out) else {
+        return false;
+    };
+    out <= 2048 && inp <= 1024 && r.len() == 16 + 2 + out + 2 + inp
+}
+
+/// Reads console-domain's `conscap` lines out of a console log; records
+/// with a lost line are dropped.
+pub fn parse_console_capture(log: &str) -> Vec<CapturedState> {
+    parse_hex_records(log, "conscap ", 3)
+        .into_iter()
+        .filter_map(|(label, record)| {
+            (console_record_ok(&record)).then_some(())?;
+            Some(CapturedState {
+                console: label[0].clone(),
+                conn: label[1].parse().ok()?,
+                n: label[2].parse().ok()?,
+                record,
+            })
+        })
+        .collect()
+}
+
+/// The `console_ring` input replaying captured ring states of one
+/// connection (see `xen_proto::fuzzing::console_ring`): echo on, the
+/// backend attached at the first state's index block, then one snapshot
+/// operation (and poll) per state.
+pub fn console_seed(records: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![1u8];
+    v.extend_from_slice(records.first().map_or(&[0u8; 16][..], |r| &r[..16]));
+    for r in records {
+        v.push(0);
+        v.extend_from_slice(r);
+    }
+    v
 }
 
 /// Lines `<tag> <fields...> <offset> <hex>` as xen-rt's `print_hex_lines`
@@ -892,6 +989,47 @@ mod capture_tests {
             "ERROR to the first free request"
         );
         assert_eq!(s.len(), 52, "the incomplete message is left out");
+    }
+
+    #[test]
+    fn parses_console_capture() {
+        // Two states of connection 0 (the second split over two lines),
+        // and one whose second line was lost.
+        let mut a = vec![0u8; 16];
+        a[12] = 3; // out_prod
+        a.extend_from_slice(&3u16.to_le_bytes());
+        a.extend_from_slice(b"hi\n");
+        a.extend_from_slice(&0u16.to_le_bytes());
+        let mut b = vec![0u8; 16];
+        b[4] = 50; // in_prod
+        b[8] = 3; // out_cons
+        b[12] = 3;
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&50u16.to_le_bytes());
+        b.extend_from_slice(&[b'e'; 50]);
+        let hex = |b: &[u8]| -> String { b.iter().map(|b| format!("{b:02x}")).collect() };
+        let bh = hex(&b);
+        let log = format!(
+            "(XEN) DOM1: conscap 2/1 0 0 0 {}\n\
+             (XEN) DOM1: conscap 2/1 0 1 0 {}\n\
+             (XEN) DOM1: conscap 2/1 0 1 40 {}\n\
+             (XEN) DOM1: conscap 2/1 1 0 0 {}\n",
+            hex(&a),
+            &bh[..80],
+            &bh[80..],
+            &bh[..80]
+        );
+        let st = parse_console_capture(&log);
+        assert_eq!(st.len(), 2);
+        assert_eq!((st[0].console.as_str(), st[0].conn, st[0].n), ("2/1", 0, 0));
+        assert_eq!(st[0].record, a);
+        assert_eq!(st[1].record, b);
+        let seed = console_seed(&[&st[0].record, &st[1].record]);
+        assert_eq!(seed[0], 1);
+        assert_eq!(&seed[1..17], &a[..16]);
+        assert_eq!(seed[17], 0);
+        assert_eq!(&seed[18..18 + a.len()], &a[..]);
+        assert_eq!(seed.len(), 1 + 16 + 2 + a.len() + b.len());
     }
 
     #[test]

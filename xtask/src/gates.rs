@@ -26,6 +26,7 @@ pub const NO_PANIC_PATHS: &[&str] = &[
     "xen_proto::blkif::{Request::parse, RequestView accessors, Transfer::segments, encode_response, slot_offset}",
     "xen_proto::netif::{parse_tx_packet (+ TxPacket::fragments, TxResponses::iter), RxRequest::parse, RxResponse::{data, encode}, ExtraInfo::{parse, encode}, tx_slot_offset, rx_slot_offset}",
     "xen_proto::netif::switch::{MacTable::forward, MacTable::forget_port, Header::parse}; xen_proto::netif::RxLayout::{new, slot}",
+    "xen_proto::console::{Backend::attach, Backend::poll (index checks, lines, echo, snapshots), Backend::flush}",
     "vchan::Vchan::{try_read, try_write, data_ready, buffer_space, peer_state} (over a panic-free SharedMemory, after Client::connect reads the peer's header)",
 ];
 

@@ -105,8 +105,9 @@ commands:
   advisories [--refresh-from DIR]
                               RustSec advisories, offline, against deny/advisory-db (refresh from a checkout)
   fuzz --import-capture LOG   captured-* seeds from the capture lines in a console log: blkcap
-                              (storage-domain capture=N), netcap (net-domain capture=N), vchancap
-                              (vchan-domain capture=1), xscap (any domain, xscapture=N)
+                              (storage-domain capture=N), netcap (net-domain capture=N), conscap
+                              (console-domain capture=N), vchancap (vchan-domain capture=1),
+                              xscap (any domain, xscapture=N)
 ";
 
 fn main() -> ExitCode {

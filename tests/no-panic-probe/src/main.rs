@@ -19,6 +19,9 @@
 //!   ring (fragments, extras, responses), `RxRequest::parse`,
 //!   `RxResponse`, the extra-info codec and the slot offsets; the
 //!   switch (`MacTable::forward`, `Header::parse`) and `RxLayout`;
+//! * `xen_proto::console`: `Backend::attach` and `Backend::poll` over a
+//!   peer-written console page (index checks, line assembly, echo,
+//!   snapshots), `Backend::flush`;
 //! * `vchan`: `Client::connect` over a peer-written header, then
 //!   `Vchan::{try_read, try_write, data_ready, buffer_space, peer_state}`.
 //!
@@ -473,6 +476,36 @@ fn canary() {
     black_box(v[black_box(7usize)]);
 }
 
+fn console_paths() {
+    use xen_proto::console::{Backend, Event, MemPage};
+    let mut page = MemPage::default();
+    for (d, s) in page.bytes.iter_mut().zip(input()) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    let Ok(mut b) = Backend::attach(&mut page, black_box(true)) else {
+        return;
+    };
+    for _ in 0..black_box(2) {
+        for (d, s) in page.bytes.iter_mut().zip(input()) {
+            *d = s.load(Ordering::Relaxed);
+        }
+        let r = b.poll(&mut page, black_box(true), &mut |e| match e {
+            Event::Line(l) => {
+                black_box((l.text.len(), l.continued, l.complete));
+            }
+            Event::State(s) => {
+                let mut rec = [0u8; 4096];
+                black_box(s.encode(&mut rec));
+            }
+        });
+        black_box(r.ok().map(|p| p.notify()));
+    }
+    b.flush(&mut |l| {
+        black_box(l.text.len());
+    });
+    black_box(b.stats());
+}
+
 /// The roots: `#[used]` keeps them (and everything they reach) through
 /// LTO and the linker's garbage collection.
 #[used]
@@ -482,6 +515,7 @@ static ENTRIES: &[fn()] = &[
     ring_shared_paths,
     blkif_paths,
     netif_paths,
+    console_paths,
     vchan_paths,
     #[cfg(feature = "canary")]
     canary,

@@ -5,6 +5,7 @@
 //! test (`tests/fuzz_corpus.rs`, which replays `fuzz/corpus/<name>/` and
 //! thousands of mutated inputs in every `cargo xtask test`).
 
+use crate::console;
 use crate::ring::{bytes, shared};
 use crate::xenstore::{
     self, Assembler, ClientCore, HEADER_LEN, Header, MsgType, PAYLOAD_MAX, Request, TX_NONE,
@@ -562,6 +563,351 @@ pub fn netif_tx(data: &[u8]) {
         if let Some(rsp) = netif::RxResponse::data(r.id, off, len, 0) {
             assert!(u32::from(off) + u32::from(len) <= netif::PAGE_SIZE);
             assert_eq!(netif::RxResponse::parse(&rsp.encode()), rsp);
+        }
+    }
+}
+
+/// A fixed-capacity byte FIFO for the fuzz models (no allocation here).
+struct Fifo<const N: usize> {
+    buf: [u8; N],
+    head: usize,
+    len: usize,
+}
+
+impl<const N: usize> Fifo<N> {
+    const fn new() -> Self {
+        Fifo {
+            buf: [0; N],
+            head: 0,
+            len: 0,
+        }
+    }
+    /// Appends `b`; false (and nothing kept) when full.
+    fn push(&mut self, b: u8) -> bool {
+        if self.len >= N {
+            return false;
+        }
+        if let Some(s) = self.buf.get_mut((self.head + self.len) % N) {
+            *s = b;
+        }
+        self.len += 1;
+        true
+    }
+    fn pop(&mut self) -> Option<u8> {
+        if self.len == 0 {
+            return None;
+        }
+        let b = self.buf.get(self.head).copied();
+        self.head = (self.head + 1) % N;
+        self.len -= 1;
+        b
+    }
+}
+
+/// The console page of the `console_ring` target: a [`console::MemPage`]
+/// that checks every access the backend makes against the rules of
+/// `console.h`, as the page stands when the backend copied the indices
+/// (nothing else changes it during a poll).
+struct CheckedPage {
+    mem: console::MemPage,
+    /// The block the backend copied in this poll.
+    seen: Option<console::RawIndices>,
+}
+
+/// Whether ring positions `[at, at + len)` of a ring of `size` bytes (as
+/// page offsets from `base`) lie inside `span`.
+fn inside(span: bytes::Span, base: usize, size: u32, at: usize, len: usize) -> bool {
+    let (a, b) = span.ranges();
+    let Some(rel) = at.checked_sub(base) else {
+        return false;
+    };
+    let end = rel + len;
+    end <= size as usize && ((rel >= a.start && end <= a.end) || (rel >= b.start && end <= b.end))
+}
+
+impl console::Page for CheckedPage {
+    type Error = console::OutOfPage;
+    fn read_indices(&mut self) -> Result<[u8; console::INDEX_BLOCK], Self::Error> {
+        let raw = self.mem.indices();
+        self.seen = Some(raw);
+        Ok(raw.encode())
+    }
+    fn read(&mut self, offset: usize, out: &mut [u8]) -> Result<(), Self::Error> {
+        let raw = self.seen.expect("ring read before the indices");
+        let v = console::Indices::check(raw).expect("ring read after refused indices");
+        // Only live bytes: unconsumed output, or (for a snapshot) unread
+        // input.
+        assert!(
+            inside(
+                v.output(),
+                console::OUT_OFFSET,
+                console::OUT_SIZE,
+                offset,
+                out.len()
+            ) || inside(
+                v.input_unread(),
+                console::IN_OFFSET,
+                console::IN_SIZE,
+                offset,
+                out.len()
+            ),
+            "read outside the live bytes: {offset}+{}",
+            out.len()
+        );
+        self.mem.read(offset, out)
+    }
+    fn write(&mut self, offset: usize, data: &[u8]) -> Result<(), Self::Error> {
+        let raw = self.seen.expect("ring write before the indices");
+        let v = console::Indices::check(raw).expect("ring write after refused indices");
+        assert!(
+            inside(
+                v.input_room(),
+                console::IN_OFFSET,
+                console::IN_SIZE,
+                offset,
+                data.len()
+            ),
+            "write outside the input room: {offset}+{}",
+            data.len()
+        );
+        self.mem.write(offset, data)
+    }
+    fn publish(&mut self, offset: usize, value: u32) -> Result<(), Self::Error> {
+        let raw = self.seen.expect("publish before the indices");
+        let v = console::Indices::check(raw).expect("publish after refused indices");
+        match offset {
+            console::OUT_CONS => {
+                let n = value.wrapping_sub(raw.out_cons);
+                assert!(n >= 1 && n <= v.output().total, "out_cons moved by {n}");
+            }
+            console::IN_PROD => {
+                let n = value.wrapping_sub(raw.in_prod);
+                assert!(n >= 1 && n <= v.input_room().total, "in_prod moved by {n}");
+            }
+            o => panic!("published offset {o}"),
+        }
+        self.mem.publish(offset, value)
+    }
+}
+
+/// Target `console_ring`: a console backend ([`console::Backend`]) against
+/// a frontend that is honest or hostile by turns. Input: `[flags]` (bit
+/// 0: echo on), the 16-byte index block the backend attaches to, then
+/// operations, each followed by a poll of the backend:
+///
+/// * `0` snapshot: `[block 16][out_len u16][out][in_len u16][in]` — the
+///   frontend writes all four indices and the live bytes of both rings
+///   (from the block's `out_cons` and `in_cons`), as a captured ring
+///   state (`conscap` lines; `cargo xtask fuzz --import-capture`);
+/// * `1` write: `[len u8][bytes]` — the honest frontend appends output;
+/// * `2` read: `[n u16]` — the honest frontend reads input;
+/// * `3` poke: `[index u8][value u32]` — one index set to anything;
+/// * `4` scribble: `[offset u16][len u8][bytes]` — raw page bytes.
+///
+/// Invariants: the backend reads only live bytes and the index block,
+/// writes only into the input room, moves only its own indices and by no
+/// more than the ring allows (checked by the page); it refuses exactly
+/// the blocks that break `console.h` (the frontend's indices out of
+/// reach, or the backend's changed); every printed piece is printable and
+/// bounded; and while the frontend has been honest, what is printed is
+/// the sanitised stream it wrote, and the input it reads is exactly the
+/// echo of every piece (until an echo line is dropped for want of room).
+pub fn console_ring(data: &[u8]) {
+    use console::{
+        Backend, ECHO_PREFIX, Event, IN_CONS, IN_OFFSET, IN_PROD, IN_SIZE, INDEX_BLOCK, MAX_LINE,
+        OUT_CONS, OUT_OFFSET, OUT_PROD, OUT_SIZE, PollError, RawIndices,
+    };
+    let mut u = Input(data);
+    let echo = u.u8() & 1 == 1;
+    let mut page = CheckedPage {
+        mem: console::MemPage::default(),
+        seen: None,
+    };
+    let mut attach = [0u8; INDEX_BLOCK];
+    for b in attach.iter_mut() {
+        *b = u.u8();
+    }
+    let start = RawIndices::parse(&attach);
+    for (o, v) in [
+        (IN_CONS, start.in_cons),
+        (IN_PROD, start.in_prod),
+        (OUT_CONS, start.out_cons),
+        (OUT_PROD, start.out_prod),
+    ] {
+        page.mem.set(o, v);
+    }
+    let mut backend = match Backend::attach(&mut page, echo) {
+        Ok(b) => b,
+        Err(PollError::Index(_)) => {
+            assert!(console::Indices::check(start).is_err());
+            return;
+        }
+        Err(PollError::Page(_)) => panic!("page access at attach"),
+    };
+    // Models, valid while the frontend has been honest.
+    let mut honest = true;
+    let mut printed_model: Fifo<4096> = Fifo::new();
+    let mut echo_model: Fifo<8192> = Fifo::new();
+    let mut echo_exact = echo;
+    // Output the frontend wrote before the backend attached (zero bytes
+    // of the fresh page) is printed first.
+    for k in 0..start.out_prod.wrapping_sub(start.out_cons) {
+        let at = OUT_OFFSET + (start.out_cons.wrapping_add(k) % OUT_SIZE) as usize;
+        if let Some(c) = page.mem.bytes.get(at).copied().and_then(console::sanitise) {
+            assert!(printed_model.push(c));
+        }
+    }
+    // Likewise input the backend had produced before it attached.
+    for k in 0..start.in_prod.wrapping_sub(start.in_cons) {
+        let at = IN_OFFSET + (start.in_cons.wrapping_add(k) % IN_SIZE) as usize;
+        assert!(echo_model.push(page.mem.bytes.get(at).copied().unwrap_or(0)));
+    }
+    while !u.0.is_empty() {
+        match u.u8() % 5 {
+            0 => {
+                honest = false;
+                let mut block = [0u8; INDEX_BLOCK];
+                for b in block.iter_mut() {
+                    *b = u.u8();
+                }
+                let raw = RawIndices::parse(&block);
+                for (o, v) in [
+                    (IN_CONS, raw.in_cons),
+                    (IN_PROD, raw.in_prod),
+                    (OUT_CONS, raw.out_cons),
+                    (OUT_PROD, raw.out_prod),
+                ] {
+                    page.mem.set(o, v);
+                }
+                let n = usize::from(u.u16());
+                for (k, &b) in u.take(n).iter().enumerate().take(OUT_SIZE as usize) {
+                    let at = (raw.out_cons as usize + k) % OUT_SIZE as usize;
+                    if let Some(s) = page.mem.bytes.get_mut(OUT_OFFSET + at) {
+                        *s = b;
+                    }
+                }
+                let n = usize::from(u.u16());
+                for (k, &b) in u.take(n).iter().enumerate().take(IN_SIZE as usize) {
+                    let at = (raw.in_cons as usize + k) % IN_SIZE as usize;
+                    if let Some(s) = page.mem.bytes.get_mut(IN_OFFSET + at) {
+                        *s = b;
+                    }
+                }
+            }
+            1 => {
+                let n = usize::from(u.u8());
+                let r = page.mem.indices();
+                let mut prod = r.out_prod;
+                for &b in u.take(n) {
+                    if prod.wrapping_sub(r.out_cons) >= OUT_SIZE {
+                        break;
+                    }
+                    let at = OUT_OFFSET + (prod % OUT_SIZE) as usize;
+                    if let Some(s) = page.mem.bytes.get_mut(at) {
+                        *s = b;
+                    }
+                    prod = prod.wrapping_add(1);
+                    // Never more than a ring and a partial line waits.
+                    let c = if b == b'\n' {
+                        Some(b)
+                    } else {
+                        console::sanitise(b)
+                    };
+                    if honest && let Some(c) = c {
+                        assert!(printed_model.push(c), "printed model overflow");
+                    }
+                }
+                page.mem.set(OUT_PROD, prod);
+            }
+            2 => {
+                let n = u.u16();
+                let r = page.mem.indices();
+                let mut cons = r.in_cons;
+                let mut k = 0;
+                while cons != r.in_prod && k < n && r.in_prod.wrapping_sub(cons) <= IN_SIZE {
+                    let at = IN_OFFSET + (cons % IN_SIZE) as usize;
+                    let b = page.mem.bytes.get(at).copied().unwrap_or(0);
+                    if honest && echo_exact {
+                        assert_eq!(Some(b), echo_model.pop(), "echo read back");
+                    }
+                    cons = cons.wrapping_add(1);
+                    k += 1;
+                }
+                page.mem.set(IN_CONS, cons);
+            }
+            3 => {
+                honest = false;
+                let which = u.u8();
+                let v = u.u32();
+                page.mem.set(
+                    [IN_CONS, IN_PROD, OUT_CONS, OUT_PROD][usize::from(which % 4)],
+                    v,
+                );
+            }
+            _ => {
+                honest = false;
+                let off = usize::from(u.u16()) % console::CONNECTION;
+                let n = usize::from(u.u8());
+                for (k, &b) in u.take(n).iter().enumerate() {
+                    if let Some(s) = page.mem.bytes.get_mut(off + k) {
+                        *s = b;
+                    }
+                }
+            }
+        }
+        let before = page.mem.indices();
+        let dropped = backend.stats().echo_dropped;
+        let mut fail = false;
+        let r = backend.poll(&mut page, true, &mut |e| match e {
+            Event::Line(l) => {
+                assert!(l.text.len() <= MAX_LINE);
+                assert!(l.text.bytes().all(|c| (0x20..0x7f).contains(&c)));
+                if honest {
+                    for c in l.text.bytes() {
+                        if printed_model.pop() != Some(c) {
+                            fail = true;
+                        }
+                    }
+                    if l.complete && printed_model.pop() != Some(b'\n') {
+                        fail = true;
+                    }
+                }
+                if echo_exact && !l.text.as_bytes().starts_with(ECHO_PREFIX) {
+                    for &c in ECHO_PREFIX.iter().chain(l.text.as_bytes()).chain(b"\n") {
+                        echo_exact &= echo_model.push(c);
+                    }
+                }
+            }
+            Event::State(s) => {
+                assert_eq!(s.block, before.encode());
+                let mut rec = [0u8; 4096];
+                let n = s.encode(&mut rec);
+                assert_eq!(n, s.encoded_len());
+            }
+        });
+        assert!(!fail, "printed stream differs from what the frontend wrote");
+        if backend.stats().echo_dropped != dropped {
+            echo_exact = false;
+        }
+        let published = backend.indices();
+        match r {
+            Ok(p) => {
+                assert!(console::Indices::check(before).is_ok());
+                assert_eq!(p.notify(), p.consumed > 0 || p.produced > 0);
+                let after = page.mem.indices();
+                assert_eq!(after.out_cons, published.out_cons());
+                assert_eq!(after.in_prod, published.in_prod());
+                assert_eq!(after.out_cons, after.out_prod, "all output consumed");
+            }
+            Err(PollError::Index(_)) => {
+                // Refused: the block really broke a rule. The frontend is
+                // disconnected; nothing more happens on this console.
+                let own_changed = before.out_cons != published.out_cons()
+                    || before.in_prod != published.in_prod();
+                assert!(own_changed || console::Indices::check(before).is_err());
+                return;
+            }
+            Err(PollError::Page(_)) => panic!("page access outside the page"),
         }
     }
 }

@@ -12,6 +12,10 @@
 //!   and the PV console (`xenstore_domain_interface`, `xencons_interface`).
 //! * [`ring::shared`]: index arithmetic for the request/response rings of
 //!   `io/ring.h` (netif, blkif, ...), both front and back ends.
+//! * `console` (feature `console`, linked only into console-domain): the
+//!   PV console page (`io/console.h`): a validated view of its index
+//!   block, bounded and sanitised guest lines, the echo queue, and a
+//!   sans-I/O console backend over a caller's page access.
 //! * [`blkif`]: blkif request/response layouts and request validation
 //!   (`io/blkif.h`).
 //! * [`netif`]: netif ring layouts, tx packet assembly and validation
@@ -48,6 +52,8 @@
 extern crate std;
 
 pub mod blkif;
+#[cfg(feature = "console")]
+pub mod console;
 /// Fuzz drivers (feature `fuzzing`, host only; see fuzz/).
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

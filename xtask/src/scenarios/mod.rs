@@ -5,6 +5,7 @@
 
 pub mod blk;
 pub mod blkdisk;
+pub mod console;
 pub mod hello;
 pub mod net;
 pub mod panic;
@@ -169,6 +170,7 @@ pub fn evaluate(input: &Input) -> Report {
         "blkdisk" => Some(blkdisk::checks(input)),
         "blk" => Some(blk::checks(input)),
         "net" => Some(net::checks(input)),
+        "console" => Some(console::checks(input)),
         _ => None,
     };
     if let Some(s) = specific {
