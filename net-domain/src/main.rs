@@ -7,7 +7,9 @@
 //! Status: with the boot argument `netback=1` it serves every vif the
 //! toolstack creates with this domain as backend (module [`netback`]);
 //! the uplink to a passed-through NIC is not there yet. Without it, the
-//! domain reports itself and stops. `capture=N` prints the first N tx
+//! domain reports itself and stops. `mgmt=<a.b.c.d>/<prefix>` puts a
+//! management host on the switch (module [`mgmt`], smoltcp): it answers
+//! ARP and ping and serves the counters on TCP port 7777. `capture=N` prints the first N tx
 //! packets of each kind per vif as hex, for the fuzz corpus
 //! (`cargo xtask fuzz --import-capture`); `xscapture=N` (xen-rt) prints
 //! xenstore reply bytes.
@@ -24,6 +26,7 @@
 
 extern crate alloc;
 
+mod mgmt;
 mod netback;
 
 use alloc::vec::Vec;
@@ -37,6 +40,9 @@ use xen_rt::xenstore::XsOpError;
 use xen_rt::{Runtime, println};
 
 xen_rt::entry!(main);
+
+/// The management host's MAC (locally administered, unicast).
+const MGMT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 
 /// How often the per-vif counters are printed while they change.
 const STATS_EVERY: Duration = Duration::from_secs(15);
@@ -93,6 +99,27 @@ fn serve(rt: &mut Runtime) {
         .bootarg("capture")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    match rt.dt.bootarg("mgmt").map(|a| (a, mgmt::parse_address(a))) {
+        Some((_, Some(addr))) => {
+            let m = mgmt::Mgmt::new(MGMT_MAC, addr, xen_rt::time::ms_since_creation());
+            let ip = addr.0;
+            println!(
+                "net-domain: management host {}.{}.{}.{}/{} mac {:02x?}, counters on tcp port {}",
+                ip[0],
+                ip[1],
+                ip[2],
+                ip[3],
+                addr.1,
+                m.mac,
+                mgmt::COUNTERS_PORT
+            );
+            nb.mgmt = Some(m);
+        }
+        Some((arg, None)) => {
+            println!("net-domain: mgmt={arg} is not <a.b.c.d>/<prefix>; no management host")
+        }
+        None => {}
+    }
     let mut ports: Vec<EvtchnPort> = Vec::new();
     let mut next_stats = Instant::now().after(STATS_EVERY);
     // Rounds and the time spent in the data path since the last report.

@@ -46,11 +46,14 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{Ordering, fence};
 
+use core::fmt::Write;
 use xen_rt::events::Events;
 use xen_rt::gnttab::{self, CopyBuffer, CopySegment, GrantTable, MappedGrant};
 use xen_rt::hypercall::{DomId, EvtchnPort, GrantRef};
 use xen_rt::mem::{ForeignSpace, SharedPage};
 use xen_rt::println;
+
+use crate::mgmt::Mgmt;
 use xen_rt::proto::netif::credit::{Credit, Rate, Verdict};
 use xen_rt::proto::netif::switch::{self, Forward, MacTable, PortId};
 use xen_rt::proto::netif::{
@@ -237,6 +240,12 @@ pub struct Vif {
     printed: Stats,
     /// Tx packets captured so far, by kind (see [`capture_tx`]).
     captured: [u16; CAPTURE_KINDS],
+    /// Frames from this vif that went to the management host and to no
+    /// vif, and frames the management host gave this vif (both also in
+    /// `stats`): what the scenario's counter checks need to account for
+    /// every frame.
+    mgmt_only: u64,
+    from_mgmt: u64,
 }
 
 impl Vif {
@@ -273,7 +282,13 @@ pub struct Netback {
     backlog: usize,
     /// Boot argument `capture=N`: tx packets of each kind to print per vif.
     pub capture: u16,
+    /// The management host (boot argument `mgmt=`), switch port
+    /// [`MGMT_PORT`].
+    pub mgmt: Option<Mgmt>,
 }
+
+/// The switch port of the management host (vif ports count up from 1).
+pub const MGMT_PORT: PortId = PortId::MAX;
 
 /// What one step on a tx ring produced.
 enum Tx {
@@ -302,6 +317,7 @@ impl Netback {
             buf: vec![0u8; usize::from(netif::MAX_TX_SIZE)],
             backlog: 0,
             capture: 0,
+            mgmt: None,
         }
     }
 
@@ -361,6 +377,7 @@ impl Netback {
             buf,
             backlog,
             capture,
+            mgmt,
             ..
         } = self;
         for v in vifs.iter_mut() {
@@ -385,13 +402,34 @@ impl Netback {
                     match tx_next(v, qi, buf, *capture, now_us) {
                         Ok(Tx::Frame(meta)) => {
                             let frame = buf.get(..meta.len).unwrap_or(&[]);
-                            forward(vifs, i, frame, meta, table, now, backlog);
+                            let ports = Ports {
+                                vifs: &mut *vifs,
+                                mgmt: mgmt.as_mut(),
+                            };
+                            forward(ports, Some(i), frame, meta, table, now, backlog);
                         }
                         Ok(Tx::Consumed) => {}
                         Ok(Tx::Idle) => break,
                         Err(reason) => v.fail(reason),
                     }
                 }
+            }
+        }
+        // The management host: what it received, then what it sends.
+        if let Some(m) = mgmt.as_mut() {
+            m.poll(now, || counters_text(vifs));
+            while let Some(frame) = m.transmit() {
+                let meta = Meta {
+                    len: frame.len(),
+                    csum_blank: false,
+                    data_validated: false,
+                    gso: None,
+                };
+                let ports = Ports {
+                    vifs: &mut *vifs,
+                    mgmt: None,
+                };
+                forward(ports, None, &frame, meta, table, now, backlog);
             }
         }
         for v in vifs.iter_mut() {
@@ -624,38 +662,93 @@ fn capture_tx(
 
 /// Hands a frame from vif `from` to the switch and on to its ports.
 fn forward(
-    vifs: &mut [Vif],
-    from: usize,
+    ports: Ports<'_>,
+    from: Option<usize>,
     frame: &[u8],
     meta: Meta,
     t: &mut MacTable,
     now: u64,
     backlog: &mut usize,
 ) {
-    let Some(ingress) = vifs.get(from).map(|v| v.port) else {
-        return;
+    let Ports { vifs, mut mgmt } = ports;
+    // `from`: the ingress vif; `None`: the management host.
+    let ingress = match from {
+        Some(i) => match vifs.get(i) {
+            Some(v) => v.port,
+            None => return,
+        },
+        None => MGMT_PORT,
     };
-    let mut delivered = false;
+    let mut to_vifs = 0u64;
+    let mut to_mgmt = false;
     match t.forward(frame, ingress, now) {
+        Forward::Unicast(MGMT_PORT) => {
+            if let Some(m) = mgmt.as_mut() {
+                m.receive(frame);
+                to_mgmt = true;
+            }
+        }
         Forward::Unicast(p) => {
             if let Some(v) = vifs.iter_mut().find(|v| v.port == p) {
                 deliver(v, frame, meta, backlog);
-                delivered = true;
+                v.from_mgmt += u64::from(from.is_none());
+                to_vifs += 1;
             }
         }
         Forward::Flood => {
             for (j, v) in vifs.iter_mut().enumerate() {
-                if j != from {
+                if Some(j) != from {
                     deliver(v, frame, meta, backlog);
-                    delivered = true;
+                    v.from_mgmt += u64::from(from.is_none());
+                    to_vifs += 1;
                 }
+            }
+            if let Some(m) = mgmt.as_mut() {
+                m.receive(frame);
+                to_mgmt = true;
             }
         }
         Forward::Drop(_) => {}
     }
-    if !delivered && let Some(v) = vifs.get_mut(from) {
-        v.stats.rx_dropped += 1;
+    if let Some(v) = from.and_then(|i| vifs.get_mut(i)) {
+        match (to_vifs, to_mgmt) {
+            (0, true) => v.mgmt_only += 1,
+            (0, false) => v.stats.rx_dropped += 1,
+            _ => {}
+        }
     }
+}
+
+/// The switch's ports besides the ingress: the vifs and the management
+/// host (absent when it is the ingress, or not configured).
+struct Ports<'a> {
+    vifs: &'a mut [Vif],
+    mgmt: Option<&'a mut Mgmt>,
+}
+
+/// The management host's counters answer: one line per vif and the
+/// number of connected frontends.
+fn counters_text(vifs: &[Vif]) -> String {
+    let mut text = String::new();
+    for v in vifs {
+        let s = &v.stats;
+        let _ = writeln!(
+            text,
+            "vif {}/{} rx {} {} {} {} tx {} {} {} {}",
+            v.frontend.0,
+            v.devid,
+            s.rx_packets,
+            s.rx_bytes,
+            s.rx_errors,
+            s.rx_dropped,
+            s.tx_packets,
+            s.tx_bytes,
+            s.tx_errors,
+            s.tx_dropped
+        );
+    }
+    let _ = writeln!(text, "frontends {}", vifs.len());
+    text
 }
 
 /// Gives a frame to vif `v`: straight into its rx ring, or into the
@@ -1071,6 +1164,8 @@ impl BackendDriver for Driver<'_> {
             logged: 0,
             printed: Stats::default(),
             captured: [0; CAPTURE_KINDS],
+            mgmt_only: 0,
+            from_mgmt: 0,
         });
         Ok(())
     }
@@ -1091,6 +1186,12 @@ impl BackendDriver for Driver<'_> {
             self.nb.backlog = self.nb.backlog.saturating_sub(q.backlog_bytes);
         }
         print_stats(&v, "closed");
+        if self.nb.mgmt.is_some() {
+            println!(
+                "netback: vif {}/{} mgmt: only-to-mgmt {} from-mgmt {}",
+                v.frontend.0, v.devid, v.mgmt_only, v.from_mgmt
+            );
+        }
         if v.queues.iter().any(|q| q.credit.is_some()) {
             let waits: u64 = v.queues.iter().map(|q| q.throttled).sum();
             println!(

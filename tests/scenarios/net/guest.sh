@@ -10,6 +10,8 @@
 # lines at 126 characters).
 ROLE=$(sed -n 's/.*role=\([a-z]*\).*/\1/p' /proc/cmdline)
 if [ "$ROLE" = a ]; then ME=10.0.0.2; PEER=10.0.0.3; else ME=10.0.0.3; PEER=10.0.0.2; fi
+# The net domain's management host (its boot argument mgmt=).
+MGMT=10.0.0.1
 MB=64
 CYCLES=10
 up() { cut -d' ' -f1 /proc/uptime; }
@@ -106,6 +108,18 @@ if [ "$ROLE" = a ]; then
     tx=$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) packets received.*/\1 \2/p' /tmp/ping)
     ok=0; [ "$loss" = 0 ] && ok=1
     say "PING RESULT $(verdict $ok) sent/received=$tx loss=$loss% rtt_min/avg/max=$rtt ms"
+    # The net domain's management host: ping, then its counters (TCP; the
+    # idle fifo keeps nc from half-closing before the answer).
+    ping -c 10 -i 0.2 -W 2 $MGMT > /tmp/mping 2>&1
+    loss=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' /tmp/mping)
+    rtt=$(sed -n 's/.*min\/avg\/max = \([0-9.\/]*\) ms.*/\1/p' /tmp/mping)
+    ok=0; [ "$loss" = 0 ] && ok=1
+    say "MGMT PING RESULT $(verdict $ok) loss=$loss% rtt_min/avg/max=$rtt ms"
+    T=; command -v timeout >/dev/null && T="timeout 10"
+    $T nc $MGMT 7777 0<>/tmp/idle > /tmp/counters 2>/dev/null
+    while read -r l; do say "MGMT COUNTERS $l"; done < /tmp/counters
+    ok=0; grep -q '^frontends ' /tmp/counters && ok=1
+    say "MGMT RESULT $(verdict $ok) lines=$(wc -l < /tmp/counters)"
     send 5001
     recv 5002
     rm -f /tmp/tx

@@ -78,6 +78,23 @@ fn vif_counters(input: &Input, domid: u32) -> Vec<[u64; 8]> {
         .collect()
 }
 
+/// The net domain's management counters of each connection of a vif, from
+/// its `mgmt:` lines: (frames that went only to the management host,
+/// frames the management host gave the vif).
+fn vif_mgmt(input: &Input, domid: u32) -> Vec<(u64, u64)> {
+    let re = re(&format!(
+        r"netback: vif {domid}/0 mgmt: only-to-mgmt (\d+) from-mgmt (\d+)"
+    ));
+    input
+        .lines
+        .iter()
+        .filter_map(|(_, l)| {
+            let c = re.captures(l)?;
+            Some((c[1].parse().ok()?, c[2].parse().ok()?))
+        })
+        .collect()
+}
+
 /// A guest's eth0 counters before each unbind, in order.
 fn guest_counters(input: &Input, guest: &str) -> Vec<[u64; 8]> {
     let re = re(&format!(
@@ -123,6 +140,42 @@ fn transfer(r: &mut Report, input: &Input, from: &str, to: &str, port: u32) {
     };
     r.checks
         .push(Check::new(&format!("tcp-64mib-{from}-to-{to}"), ok, detail));
+}
+
+/// guest-a fetched the management host's counters over TCP: a line for
+/// each guest's vif with traffic on it, and the number of frontends.
+fn mgmt_counters(r: &mut Report, input: &Input) {
+    let serving = input.find(&re(
+        r"net-domain: management host 10\.0\.0\.1/24 mac .*, counters on tcp port 7777",
+    ));
+    let result = result(input, "a", "MGMT");
+    let vif = |d: u32| {
+        input
+            .find(&re(&format!(
+                r"=== GUEST\(a\) MGMT COUNTERS vif {d}/0 rx (\d+) (\d+) (\d+) (\d+) tx (\d+)"
+            )))
+            .and_then(|(_, c)| Some((c[1].parse::<u64>().ok()?, c[5].parse::<u64>().ok()?)))
+    };
+    let (va, vb) = (vif(2), vif(3));
+    let frontends = input
+        .find(&re(r"=== GUEST\(a\) MGMT COUNTERS frontends (\d+)"))
+        .and_then(|(_, c)| c[1].parse::<u32>().ok());
+    let ok = serving.is_some()
+        && result.as_ref().is_some_and(|(ok, _, _)| *ok)
+        && va.is_some_and(|(rx, tx)| rx > 0 && tx > 0)
+        && vb.is_some_and(|(rx, tx)| rx > 0 && tx > 0)
+        && frontends.is_some_and(|n| n >= 2);
+    r.checks.push(Check::new(
+        "mgmt-counters",
+        ok,
+        format!(
+            "management host {}; answer: vif 2/0 rx/tx pkts {}, vif 3/0 {}, frontends {}",
+            if serving.is_some() { "up" } else { "NOT up" },
+            va.map_or("missing".into(), |(a, b)| format!("{a}/{b}")),
+            vb.map_or("missing".into(), |(a, b)| format!("{a}/{b}")),
+            frontends.map_or("missing".into(), |n| n.to_string())
+        ),
+    ));
 }
 
 /// guest-b's last connection carries `rate=1Mb/s@20ms` (libxl writes
@@ -378,6 +431,8 @@ pub fn checks(input: &Input) -> Report {
     push_result(&mut r, input, "link-up-a", "a", "LINK");
     push_result(&mut r, input, "link-up-b", "b", "LINK");
     push_result(&mut r, input, "ping-100", "a", "PING");
+    push_result(&mut r, input, "mgmt-ping", "a", "MGMT PING");
+    mgmt_counters(&mut r, input);
     if let Some((_, c)) = input.find(&re(
         r"=== GUEST\(a\) PING RESULT .*rtt_min/avg/max=([\d.]+)/([\d.]+)/([\d.]+)",
     )) {
@@ -396,6 +451,7 @@ pub fn checks(input: &Input) -> Report {
         .iter()
         .map(|(_, d)| vif_counters(input, *d))
         .collect();
+    let mgmt: Vec<Vec<(u64, u64)>> = GUESTS.iter().map(|(_, d)| vif_mgmt(input, *d)).collect();
     let guests: Vec<Vec<[u64; 8]>> = GUESTS
         .iter()
         .map(|(g, _)| guest_counters(input, g))
@@ -418,16 +474,23 @@ pub fn checks(input: &Input) -> Report {
         let sum = |vs: &[[u64; 8]], i: usize| vs.iter().map(|v| v[i]).sum::<u64>();
         let other = &vifs[1 - k];
         let (rx, dropped) = (sum(ports, 0), sum(ports, 3));
-        let delivered = sum(other, 4) + sum(other, 6) + sum(other, 7);
+        // The management host: frames of this port that reached it alone,
+        // and frames it gave the other port (not from this guest).
+        let (mine, theirs) = (&mgmt[k], &mgmt[1 - k]);
+        let to_mgmt_only: u64 = mine.iter().map(|m| m.0).sum();
+        let other_from_mgmt: u64 = theirs.iter().map(|m| m.1).sum();
+        let delivered =
+            (sum(other, 4) + sum(other, 6) + sum(other, 7)).saturating_sub(other_from_mgmt);
         let ok = ports.len() == want
             && seen.len() == want
+            && mine.len() == want
             && bad.is_empty()
-            && rx == dropped + delivered;
+            && rx == dropped + delivered + to_mgmt_only;
         r.checks.push(Check::new(
             &format!("counters-consistent-{g}"),
             ok,
             format!(
-                "{} connection(s) of dom{d} (want {want}), {} guest snapshots; port rx {rx} = {dropped} dropped + {delivered} to dom{}; guest tx {} / rx {} pkts in total{}",
+                "{} connection(s) of dom{d} (want {want}), {} guest snapshots; port rx {rx} = {dropped} dropped + {delivered} to dom{} + {to_mgmt_only} to the management host only; guest tx {} / rx {} pkts in total{}",
                 ports.len(),
                 seen.len(),
                 GUESTS[1 - k].1,
