@@ -20,7 +20,8 @@ pub(crate) fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// `u64` at `off`.
+/// `u64` at `off` (only blkif has 64-bit fields).
+#[cfg(feature = "blkif")]
 pub(crate) fn u64_at(b: &[u8], off: usize) -> u64 {
     let mut a = [0u8; 8];
     if let Some(s) = b.get(off..off.saturating_add(8)) {

@@ -16,8 +16,9 @@
 //!   PV console page (`io/console.h`): a validated view of its index
 //!   block, bounded and sanitised guest lines, the echo queue, and a
 //!   sans-I/O console backend over a caller's page access.
-//! * [`blkif`]: blkif request/response layouts and request validation
-//!   (`io/blkif.h`).
+//! * `blkif` (feature `blkif`, linked only into storage-domain and the
+//!   test frontend that drives it): blkif request/response layouts and
+//!   request validation (`io/blkif.h`).
 //! * [`netif`]: netif ring layouts, tx packet assembly and validation
 //!   (extra-info, fragments, Linux netback's drop/fatal classification),
 //!   rx request parsing and response encoding (`io/netif.h`).
@@ -51,6 +52,7 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(feature = "blkif")]
 pub mod blkif;
 #[cfg(feature = "console")]
 pub mod console;
