@@ -225,6 +225,23 @@ pub struct Stats {
     pub tx_dropped: u64,
 }
 
+impl Stats {
+    /// rx packets, bytes, errors, drops, then tx the same (the order of
+    /// every counters line).
+    fn counts(&self) -> [u64; 8] {
+        [
+            self.rx_packets,
+            self.rx_bytes,
+            self.rx_errors,
+            self.rx_dropped,
+            self.tx_packets,
+            self.tx_bytes,
+            self.tx_errors,
+            self.tx_dropped,
+        ]
+    }
+}
+
 /// One connected vif: a switch port.
 pub struct Vif {
     pub frontend: DomId,
@@ -456,18 +473,10 @@ impl Netback {
 fn print_stats(v: &Vif, what: &str) {
     let s = &v.stats;
     // Short enough for one Xen console line.
+    let [rp, rb, re, rd, tp, tb, te, td] = s.counts();
     println!(
-        "netback: vif {}/{} {what}: rx {} pkts {} B {} err {} drop, tx {} pkts {} B {} err {} drop",
-        v.frontend.0,
-        v.devid,
-        s.rx_packets,
-        s.rx_bytes,
-        s.rx_errors,
-        s.rx_dropped,
-        s.tx_packets,
-        s.tx_bytes,
-        s.tx_errors,
-        s.tx_dropped
+        "netback: vif {}/{} {what}: rx {rp} pkts {rb} B {re} err {rd} drop, tx {tp} pkts {tb} B {te} err {td} drop",
+        v.frontend.0, v.devid
     );
 }
 
@@ -731,20 +740,11 @@ struct Ports<'a> {
 fn counters_text(vifs: &[Vif]) -> String {
     let mut text = String::new();
     for v in vifs {
-        let s = &v.stats;
+        let [rp, rb, re, rd, tp, tb, te, td] = v.stats.counts();
         let _ = writeln!(
             text,
-            "vif {}/{} rx {} {} {} {} tx {} {} {} {}",
-            v.frontend.0,
-            v.devid,
-            s.rx_packets,
-            s.rx_bytes,
-            s.rx_errors,
-            s.rx_dropped,
-            s.tx_packets,
-            s.tx_bytes,
-            s.tx_errors,
-            s.tx_dropped
+            "vif {}/{} rx {rp} {rb} {re} {rd} tx {tp} {tb} {te} {td}",
+            v.frontend.0, v.devid
         );
     }
     let _ = writeln!(text, "frontends {}", vifs.len());
