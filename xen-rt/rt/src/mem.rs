@@ -1009,18 +1009,20 @@ pub mod virtio_queue {
         /// Hands `r` to the device; parks it if the queue is full with
         /// requests of ours in it (one of them completing makes room).
         fn start(&mut self, mut r: Request<Tag>) -> Result<(), (QueueError, Request<Tag>)> {
+            // `req`, `buf` and `resp` are heap memory owned by `r`, which is
+            // kept in `in_flight` (moving it does not move the heap memory)
+            // and not touched until `poll` completes this token with the
+            // same three buffers, or leaked by Drop if it never completes.
             let submitted = if r.write {
-                // SAFETY: `req`, `buf` and `resp` are heap memory owned by
-                // `r`, which is kept in `in_flight` (moving it does not move
-                // the heap memory) and not touched until `poll` completes
-                // this token with the same three buffers, or leaked by Drop
-                // if it never completes.
+                // SAFETY: the three buffers stay allocated and untouched by
+                // us until the device returns this request (see above).
                 unsafe {
                     self.dev
                         .write_blocks_nb(r.sector, &mut r.req, &r.buf, &mut r.resp)
                 }
             } else {
-                // SAFETY: as above.
+                // SAFETY: the three buffers stay allocated and untouched by
+                // us until the device returns this request (see above).
                 unsafe {
                     self.dev
                         .read_blocks_nb(r.sector, &mut r.req, &mut r.buf, &mut r.resp)

@@ -111,11 +111,12 @@ impl Gic {
         }
         let word = 4 * (intid as usize / 32);
         let bit = 1u32 << (intid % 32);
-        // SAFETY: distributor registers defined by GICv3 for SPI `intid`
-        // (range checked above), on the Device mapping of the GICD frame:
         // IGROUPR<n> and ISENABLER<n> are 32-bit, IPRIORITYR is
-        // byte-accessible, IROUTER<n> is 64-bit (affinity 0.0.0.0, i.e.
-        // vCPU 0, with routing mode "this affinity").
+        // byte-accessible, IROUTER<n> is 64-bit (affinity 0.0.0.0 with
+        // routing mode "this affinity": vCPU 0).
+        //
+        // SAFETY: GICv3 distributor registers of SPI `intid` (range checked
+        // above) in the Device-mapped GICD frame, each at its own width.
         unsafe {
             let group = ptr::read_volatile((self.gicd + GICD_IGROUPR + word) as *const u32);
             ptr::write_volatile((self.gicd + GICD_IGROUPR + word) as *mut u32, group | bit);
